@@ -1,0 +1,53 @@
+# customer-graph: `make run` serves the API, `make test` runs every check. Both set up what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
+
+.PHONY: install run test lint typecheck pytest bench neo4j-start neo4j-stop system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+install: $(STAMP)
+
+# Debian packages the tests need (headless Chromium, docker-compose for validating the compose file).
+system-deps:
+	bash scripts/system-deps.sh
+
+run: install
+	$(BIN)/customer-graph serve
+
+neo4j-start: install
+	$(BIN)/customer-graph neo4j start
+
+neo4j-stop: install
+	$(BIN)/customer-graph neo4j stop
+
+lint: install
+	$(BIN)/ruff check customer_graph tests bench
+	$(BIN)/ruff format --check customer_graph tests bench
+
+typecheck: install
+	$(BIN)/mypy customer_graph
+
+pytest: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: install system-deps lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

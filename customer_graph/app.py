@@ -1,0 +1,112 @@
+"""The Starlette application: GraphQL, health endpoints, and the lifespan owning the driver."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from neo4j import AsyncDriver
+from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+from customer_graph.graph.constraints import ensure_schema, missing_constraints
+from customer_graph.graph.driver import open_driver
+from customer_graph.resolvers.context import Context
+from customer_graph.schema import schema
+from customer_graph.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 3.0
+SCHEMA_RETRY_S = 2.0
+
+
+@dataclass
+class AppState:
+    """What the lifespan opens and closes; reachable from requests as `request.app.state.cg`."""
+
+    settings: Settings
+    driver: AsyncDriver
+    schema_ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    async def get_context(self, request: Any, response: Any = None) -> Context:
+        state: AppState = request.app.state.cg
+        return Context(driver=state.driver, settings=state.settings)
+
+
+async def _ensure_schema_until_done(state: AppState) -> None:
+    """Create constraints; if Neo4j is not up yet, keep trying so the API can start first."""
+    while True:
+        try:
+            await ensure_schema(state.driver, state.settings.neo4j_database)
+        except (ServiceUnavailable, SessionExpired, OSError) as e:
+            log.warning("neo4j not reachable yet (%s); retrying", type(e).__name__)
+            await asyncio.sleep(SCHEMA_RETRY_S)
+            continue
+        state.schema_ready.set()
+        return
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    state: AppState = request.app.state.cg
+    try:
+        missing = await asyncio.wait_for(
+            missing_constraints(state.driver, state.settings.neo4j_database), READY_TIMEOUT_S
+        )
+    except (TimeoutError, ServiceUnavailable, SessionExpired, Neo4jError, OSError) as e:
+        return JSONResponse(
+            {"status": "unavailable", "neo4j": "unreachable", "error": type(e).__name__},
+            status_code=503,
+        )
+    if missing:
+        return JSONResponse(
+            {"status": "unavailable", "neo4j": "ok", "missingConstraints": missing},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ok", "neo4j": "ok"})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        driver = open_driver(settings)
+        state = AppState(settings=settings, driver=driver)
+        app.state.cg = state
+        schema_task = asyncio.create_task(_ensure_schema_until_done(state))
+        try:
+            yield
+        finally:
+            schema_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await schema_task
+            await driver.close()
+
+    graphql_app = GraphQLApp(schema)
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def app() -> Starlette:
+    """Factory for `uvicorn --factory customer_graph.app:app`."""
+    return create_app()

@@ -1,0 +1,1 @@
+"""Everything that speaks Cypher: driver lifecycle, constraints, writes, reads, resolution."""

@@ -1,0 +1,88 @@
+"""Constraints and indexes of the graph model, created idempotently at start-up."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from neo4j import AsyncDriver, RoutingControl
+
+# (label, key property): a uniqueness constraint each. Labels come only from this list.
+UNIQUE_KEYS: Final[tuple[tuple[str, str], ...]] = (
+    ("Customer", "key"),
+    ("Identifier", "key"),
+    ("Profile", "id"),
+    ("Interaction", "id"),
+    ("Deal", "id"),
+    ("StageChange", "id"),
+    ("Account", "id"),
+    ("Owner", "id"),
+    ("MergeEvent", "id"),
+    ("SplitEvent", "id"),
+    ("Message", "id"),
+    ("DeadLetter", "id"),
+    ("ApiKey", "hash"),
+    ("AuditEntry", "id"),
+    ("Suppression", "hash"),
+)
+
+# (name, label, property): range indexes for lookups and ordering.
+RANGE_INDEXES: Final[tuple[tuple[str, str, str], ...]] = (
+    ("customer_source", "Customer", "source"),
+    ("identifier_type", "Identifier", "type"),
+    ("interaction_occurred_at", "Interaction", "occurredAt"),
+    ("interaction_type", "Interaction", "type"),
+    ("deal_stage", "Deal", "stage"),
+    ("deal_status", "Deal", "status"),
+    ("stage_change_changed_at", "StageChange", "changedAt"),
+    ("merge_event_at", "MergeEvent", "at"),
+    ("split_event_at", "SplitEvent", "at"),
+)
+
+# Full-text index used by searchProfiles.
+FULLTEXT_INDEXES: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
+    ("profile_search", "Profile", ("displayName", "email", "company")),
+)
+
+
+def constraint_name(label: str, key: str) -> str:
+    return f"{label.lower()}_{key.lower()}_unique"
+
+
+def _statements() -> list[str]:
+    statements = [
+        f"CREATE CONSTRAINT {constraint_name(label, key)} IF NOT EXISTS "
+        f"FOR (n:{label}) REQUIRE n.{key} IS UNIQUE"
+        for label, key in UNIQUE_KEYS
+    ]
+    statements += [
+        f"CREATE INDEX {name} IF NOT EXISTS FOR (n:{label}) ON (n.{prop})"
+        for name, label, prop in RANGE_INDEXES
+    ]
+    statements += [
+        f"CREATE FULLTEXT INDEX {name} IF NOT EXISTS FOR (n:{label}) ON EACH "
+        + "["
+        + ", ".join(f"n.{p}" for p in props)
+        + "]"
+        for name, label, props in FULLTEXT_INDEXES
+    ]
+    return statements
+
+
+async def ensure_schema(driver: AsyncDriver, database: str) -> None:
+    """Create every constraint and index that is missing, then wait for indexes to come online."""
+    for statement in _statements():
+        await driver.execute_query(statement, database_=database)
+    await driver.execute_query("CALL db.awaitIndexes(300)", database_=database)
+
+
+SHOW_CONSTRAINTS = "SHOW CONSTRAINTS YIELD name RETURN collect(name) AS names"
+
+
+async def missing_constraints(driver: AsyncDriver, database: str) -> list[str]:
+    """Names of the expected constraints that the database does not have."""
+    records, _, _ = await driver.execute_query(
+        SHOW_CONSTRAINTS, database_=database, routing_=RoutingControl.READ
+    )
+    present = set(records[0]["names"])
+    expected = [constraint_name(label, key) for label, key in UNIQUE_KEYS]
+    return [name for name in expected if name not in present]

@@ -1,0 +1,1 @@
+"""Query and mutation functions, DataLoaders and permissions."""

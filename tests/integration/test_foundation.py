@@ -1,0 +1,115 @@
+"""The foundation: a real Neo4j through the driver, constraints, health endpoints, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+from neo4j import AsyncDriver
+
+from customer_graph.app import create_app
+from customer_graph.graph.constraints import UNIQUE_KEYS, constraint_name
+from customer_graph.graph.local import LocalNeo4j
+from customer_graph.settings import Settings
+from tests.helpers import asgi_client, unique
+
+
+async def test_query_through_driver(driver: AsyncDriver, settings: Settings) -> None:
+    key = unique("foundation")
+    await driver.execute_query(
+        "MERGE (c:Customer {key: $key}) SET c.source = 'test'",
+        key=key,
+        database_=settings.neo4j_database,
+    )
+    records, _, _ = await driver.execute_query(
+        "MATCH (c:Customer {key: $key}) RETURN c.source AS source, count(*) AS n",
+        key=key,
+        database_=settings.neo4j_database,
+    )
+    assert [(r["source"], r["n"]) for r in records] == [("test", 1)]
+    await driver.execute_query(
+        "MATCH (c:Customer {key: $key}) DELETE c", key=key, database_=settings.neo4j_database
+    )
+
+
+async def test_show_constraints_lists_every_key(driver: AsyncDriver, settings: Settings) -> None:
+    records, _, _ = await driver.execute_query(
+        "SHOW CONSTRAINTS YIELD name, type, labelsOrTypes, properties "
+        "RETURN name, type, labelsOrTypes, properties",
+        database_=settings.neo4j_database,
+    )
+    found = {r["name"]: r for r in records}
+    for label, key in UNIQUE_KEYS:
+        row = found[constraint_name(label, key)]
+        assert row["type"] == "UNIQUENESS"
+        assert row["labelsOrTypes"] == [label]
+        assert row["properties"] == [key]
+
+
+async def test_health_endpoints(driver: AsyncDriver, settings: Settings) -> None:
+    async with asgi_client(create_app(settings)) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = await _eventually_ready(client)
+        assert ready == 200
+
+
+async def test_graphql_answers(driver: AsyncDriver, settings: Settings) -> None:
+    async with asgi_client(create_app(settings)) as client:
+        response = await client.post("/graphql", json={"query": "{ version }"})
+        assert response.status_code == 200
+        assert response.json()["data"]["version"]
+
+
+@pytest.mark.disruptive
+async def test_readyz_follows_neo4j_without_restarting_the_api(
+    private_neo4j: LocalNeo4j, private_settings: Settings
+) -> None:
+    async with asgi_client(create_app(private_settings)) as client:
+        assert await _eventually_ready(client) == 200
+        await asyncio.to_thread(private_neo4j.stop)
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["status"] == "unavailable"
+        await asyncio.to_thread(private_neo4j.start)
+        assert await _eventually_ready(client) == 200
+
+
+@pytest.mark.disruptive
+def test_neo4j_start_twice_is_harmless(private_neo4j: LocalNeo4j) -> None:
+    pid = private_neo4j.pid()
+    assert pid is not None
+    assert private_neo4j.start() is False  # already running: nothing new started
+    assert private_neo4j.pid() == pid
+    assert private_neo4j.is_ready()
+
+
+def test_cli_neo4j_start_twice_is_harmless(neo4j_running: None, settings: Settings) -> None:
+    if not settings.uses_local_neo4j:
+        pytest.skip("NEO4J_URI points at an external Neo4j: the CLI manages no local one")
+    local = LocalNeo4j.from_settings(settings)
+    pid = local.pid()
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "customer_graph.cli", "neo4j", "start"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "already running" in result.stderr
+    assert local.pid() == pid
+
+
+async def _eventually_ready(client: object, attempts: int = 60) -> int:
+    import httpx
+
+    assert isinstance(client, httpx.AsyncClient)
+    status = 0
+    for _ in range(attempts):
+        status = (await client.get("/readyz")).status_code
+        if status == 200:
+            return status
+        await asyncio.sleep(0.5)
+    return status
