@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -12,8 +14,6 @@ from customer_graph.graph.constraints import ensure_schema
 from customer_graph.graph.driver import open_driver
 from customer_graph.graph.local import LocalNeo4j
 from customer_graph.settings import PROJECT_ROOT, Settings
-
-PRIVATE_NEO4J_PORT = 7688
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +44,14 @@ async def driver(settings: Settings, neo4j_running: None) -> AsyncIterator[Async
 
 @pytest.fixture(scope="session")
 def private_neo4j(settings: Settings) -> Iterator[LocalNeo4j]:
-    """A second local Neo4j, for tests that stop or kill it without disturbing anyone else."""
+    """A second local Neo4j, for tests that stop or kill it without disturbing anyone else.
+
+    Its port is free and its home is its own, so test sessions running at once never share it.
+    """
+    port = _free_port()
     local = LocalNeo4j(
-        home=PROJECT_ROOT / ".local" / "neo4j-private",
-        port=PRIVATE_NEO4J_PORT,
+        home=PROJECT_ROOT / ".local" / "neo4j-private" / str(port),
+        port=port,
         user=settings.neo4j_user,
         password=settings.neo4j_password,
         heap="512m",
@@ -56,8 +60,16 @@ def private_neo4j(settings: Settings) -> Iterator[LocalNeo4j]:
     local.start()
     yield local
     local.stop()
+    shutil.rmtree(local.home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def private_settings(settings: Settings, private_neo4j: LocalNeo4j) -> Settings:
     return settings.model_copy(update={"neo4j_uri": private_neo4j.uri})
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
