@@ -20,6 +20,7 @@ from strawberry.asgi import GraphQL
 
 from customer_graph.graph.constraints import ensure_schema, missing_constraints
 from customer_graph.graph.driver import open_driver
+from customer_graph.logging import configure_logging, install_redaction
 from customer_graph.resolvers.context import Context
 from customer_graph.schema import schema
 from customer_graph.settings import Settings, get_settings
@@ -83,6 +84,7 @@ async def readyz(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
+    install_redaction()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -109,4 +111,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 def app() -> Starlette:
     """Factory for `uvicorn --factory customer_graph.app:app`."""
+    configure_logging(get_settings().log_level)
     return create_app()

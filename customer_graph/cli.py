@@ -7,6 +7,7 @@ import uvicorn
 from rich.console import Console
 
 from customer_graph.graph.local import LocalNeo4j, LocalNeo4jError
+from customer_graph.logging import configure_logging, uvicorn_log_config
 from customer_graph.settings import get_settings
 
 app = typer.Typer(
@@ -18,6 +19,12 @@ neo4j_app = typer.Typer(
 )
 app.add_typer(neo4j_app, name="neo4j")
 console = Console(stderr=True)
+
+
+@app.callback()
+def _main() -> None:
+    """Log without PII (emails and phone numbers are redacted) at CUSTOMER_GRAPH_LOG_LEVEL."""
+    configure_logging(get_settings().log_level)
 
 
 def _local() -> LocalNeo4j | None:
@@ -93,6 +100,7 @@ def serve(
             port=port or settings.port,
             workers=workers,
             log_level="info",
+            log_config=uvicorn_log_config("info"),
         )
     finally:
         if local is not None and started:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,8 +49,40 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", validation_alias=_env("HOST"))
     port: int = Field(default=8000, validation_alias=_env("PORT"))
 
+    # Ingestion workers (customer_graph/ingestion/workers.py): the queue holds at most
+    # `ingest_queue_max` messages; a micro-batch carries at most `ingest_batch_max` messages and
+    # waits at most `ingest_batch_wait_ms` for more; `ingest_workers` transactions run at once.
+    ingest_queue_max: int = 20_000
+    ingest_batch_max: int = 500
+    ingest_batch_wait_ms: float = 5.0
+    ingest_workers: int = 2
+    ingest_retry_after_s: int = 2  # Retry-After of a 503 (queue full, Neo4j unavailable)
+
     # A development key with every scope (source `dev`); never set it in production.
     dev_key: str | None = None
+
+    # GraphQL exploration; switch both off in production if the schema is private.
+    graphiql_enabled: bool = True  # CUSTOMER_GRAPH_GRAPHIQL_ENABLED
+    introspection_enabled: bool = True  # CUSTOMER_GRAPH_INTROSPECTION_ENABLED
+
+    # Security and privacy (customer_graph/security.py, graph/privacy.py, logging.py).
+    log_level: str = "INFO"
+    # Origins allowed to call the API from a browser; empty (the default) turns CORS off.
+    # From the environment: a JSON list or comma-separated origins.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = 1_000_000  # request bodies larger than this get 413 (after gunzip too)
+    # Keys the hashes of suppressed (erased) identifiers; set it in production and keep it.
+    suppression_secret: str | None = None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [o.strip() for o in text.split(",") if o.strip()]
+        return value
 
     @property
     def bolt_uri(self) -> str:
