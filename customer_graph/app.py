@@ -23,6 +23,7 @@ from customer_graph.graph.driver import open_driver
 from customer_graph.logging import configure_logging, install_redaction
 from customer_graph.resolvers.context import Context
 from customer_graph.schema import schema
+from customer_graph.security import security_middleware
 from customer_graph.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=security_middleware(settings))
 
 
 def app() -> Starlette:
