@@ -10,6 +10,9 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from customer_graph.graph.normalize import DEFAULT_BLOCKED_PATTERNS
+from customer_graph.graph.resolution import DEFAULT_LIMIT, DEFAULT_LIMITS, DEFAULT_PRIORITIES
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -60,6 +63,22 @@ class Settings(BaseSettings):
 
     # A development key with every scope (source `dev`); never set it in production.
     dev_key: str | None = None
+
+    # Identity resolution (graph/resolution.py). Lists and maps are JSON in the environment,
+    # e.g. CUSTOMER_GRAPH_RESOLUTION_LIMITS='{"user_id": 1, "email": 3}'.
+    resolution_default_region: str = "US"
+    resolution_blocked_patterns: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BLOCKED_PATTERNS)
+    )
+    resolution_extra_blocked_patterns: list[str] = Field(default_factory=list)
+    resolution_limits_enabled: bool = True
+    resolution_limits: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    resolution_default_limit: int = DEFAULT_LIMIT
+    resolution_priorities: list[str] = Field(default_factory=lambda: list(DEFAULT_PRIORITIES))
+    resolution_survivorship: dict[str, str] = Field(default_factory=dict)  # trait -> rule
+    resolution_default_survivorship: str = "recent"
+    resolution_source_priority: list[str] = Field(default_factory=list)
+    super_connector_threshold: int = 50
 
     # GraphQL exploration; switch both off in production if the schema is private.
     graphiql_enabled: bool = True  # CUSTOMER_GRAPH_GRAPHIQL_ENABLED

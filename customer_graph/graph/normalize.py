@@ -1,0 +1,146 @@
+"""Identifier normalization: raw values from sources become identifier keys, or nothing.
+
+Emails go through email-validator's normalization (no DNS) and are lower-cased whole; phones
+become E.164 with `phonenumbers` and a default region; every other type is trimmed. A value that
+does not parse, or that matches a blocked pattern, is not an identifier (it may still be a trait).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from customer_graph.graph.records import IdentifierIn
+
+MAX_VALUE_LENGTH = 512
+
+# Segment's defaults: placeholders that would join unrelated people if they linked records.
+DEFAULT_BLOCKED_PATTERNS: tuple[str, ...] = (
+    r"^[0-]*$",
+    r"-1",
+    r"null",
+    r"none",
+    r"undefined",
+    r"anonymous",
+    r"unknown",
+    r"n/a",
+    r"test@test\.com",
+    r"",
+)
+
+# Spellings sources use for the same identifier type (Segment's camelCase fields, CRM columns).
+TYPE_ALIASES: dict[str, str] = {
+    "userid": "user_id",
+    "user": "user_id",
+    "anonymousid": "anonymous_id",
+    "anonymous": "anonymous_id",
+    "deviceid": "device_id",
+    "e-mail": "email",
+    "mail": "email",
+    "phone_number": "phone",
+    "phonenumber": "phone",
+    "mobile": "phone",
+}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Identifier:
+    """A normalized identifier; `key` is what the graph's Identifier node is keyed by."""
+
+    type: str
+    value: str
+
+    @property
+    def key(self) -> str:
+        return identifier_key(self.type, self.value)
+
+
+def identifier_key(type_: str, value: str) -> str:
+    return f"{type_}:{value}"
+
+
+def normalize_type(type_: str) -> str:
+    """`Email`, ` userId ` and `user_id` are the same type."""
+    t = type_.strip().lower().replace(" ", "_")
+    return TYPE_ALIASES.get(t, t)
+
+
+def normalize_email(value: str) -> str | None:
+    try:
+        normalized = validate_email(value.strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+    return normalized.lower()
+
+
+def normalize_phone(value: str, default_region: str) -> str | None:
+    try:
+        number = phonenumbers.parse(value.strip(), default_region.upper())
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164
+
+
+@lru_cache(maxsize=64)
+def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    # Each pattern must match the whole value; `^…$` anchors in a pattern are harmless.
+    return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)", re.IGNORECASE)
+
+
+def is_blocked_value(value: str, patterns: Sequence[str]) -> bool:
+    return _compiled(tuple(patterns)).fullmatch(value.strip()) is not None
+
+
+def normalize_value(
+    type_: str, value: str, *, default_region: str, blocked_patterns: Sequence[str]
+) -> str | None:
+    """The normalized value of one identifier, or None if it is invalid or blocked."""
+    if not isinstance(value, str) or len(value) > MAX_VALUE_LENGTH:
+        return None
+    if is_blocked_value(value, blocked_patterns):
+        return None
+    t = normalize_type(type_)
+    normalized: str | None
+    if t == "email":
+        normalized = normalize_email(value)
+    elif t == "phone":
+        normalized = normalize_phone(value, default_region)
+    else:
+        normalized = value.strip()
+    if normalized is None or is_blocked_value(normalized, blocked_patterns):
+        return None
+    return normalized
+
+
+def normalize_identifier(
+    identifier: IdentifierIn, *, default_region: str, blocked_patterns: Sequence[str]
+) -> Identifier | None:
+    t = normalize_type(identifier.type)
+    if not t:
+        return None
+    value = normalize_value(
+        t, identifier.value, default_region=default_region, blocked_patterns=blocked_patterns
+    )
+    return None if value is None else Identifier(t, value)
+
+
+def normalize_identifiers(
+    identifiers: Iterable[IdentifierIn], *, default_region: str, blocked_patterns: Sequence[str]
+) -> list[Identifier]:
+    """Normalized, without duplicates, in first-seen order; invalid and blocked values dropped."""
+    seen: dict[str, Identifier] = {}
+    for raw in identifiers:
+        ident = normalize_identifier(
+            raw, default_region=default_region, blocked_patterns=blocked_patterns
+        )
+        if ident is not None and ident.key not in seen:
+            seen[ident.key] = ident
+    return list(seen.values())

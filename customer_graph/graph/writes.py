@@ -1,0 +1,501 @@
+"""The write path: one managed transaction per batch, identities resolved inside it.
+
+`write_batch_tx` does, in one transaction:
+1. normalize identifiers in Python (graph/normalize.py);
+2. lock: MERGE the batch's Customer and Identifier nodes and take their write locks in sorted
+   key order, so two writers touching one identifier serialize (the second reads what the first
+   committed);
+3. read the neighbourhood (the batch's records, their profiles, the profiles holding the batch's
+   identifiers), lock those profiles in sorted id order, and read again until the set of
+   profiles no longer changes (a concurrent merge may have moved records meanwhile);
+4. decide in Python (graph/resolution.py `resolve`) and write the decisions with a few UNWIND
+   statements: record traits, identifier edges with `matched`, new profiles, merges (moving
+   RESOLVES_TO and MERGED_INTO edges to the survivor, with a MergeEvent), record assignments;
+5. write accounts, owners, deals, stage changes, memberships and interactions
+   (graph/entity_writes.py), then refresh the unified traits of changed profiles.
+
+Deadlocks between writers surface as transient errors and the driver reruns the whole function;
+every step is idempotent, and a replayed batch finds nothing to decide and writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from neo4j import AsyncDriver, AsyncManagedTransaction
+from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
+
+from customer_graph.graph import entity_writes
+from customer_graph.graph.errors import GraphUnavailableError, GraphWriteError
+from customer_graph.graph.normalize import Identifier, normalize_identifiers
+from customer_graph.graph.profile_refresh import (
+    dumps,
+    loads_map,
+    loads_times,
+    native,
+    refresh_profiles,
+)
+from customer_graph.graph.records import CustomerIn, MergeOut, WriteBatch, WriteResult, customer_key
+from customer_graph.graph.resolution import (
+    ProfileState,
+    RecordState,
+    Resolution,
+    ResolutionConfig,
+    resolve,
+)
+from customer_graph.graph.survivorship import merge_record_traits
+
+log = logging.getLogger(__name__)
+
+MAX_LOCK_ROUNDS = 50
+
+# Upsert the batch's records and take their write locks in key order. Setting a property to its
+# own value takes a node's write lock and changes nothing (so a replay leaves no trace).
+LOCK_CUSTOMERS = """
+UNWIND $rows AS row
+MERGE (c:Customer {key: row.key})
+  ON CREATE SET c.source = row.source, c.sourceId = row.sourceId, c.traits = '{}',
+                c.traitTimes = '{}', c.createdAt = $now, c.updatedAt = $now, c.seenAt = row.seenAt
+SET c.source = c.source
+"""
+
+LOCK_IDENTIFIERS = """
+UNWIND $rows AS row
+MERGE (i:Identifier {key: row.key})
+  ON CREATE SET i.type = row.type, i.value = row.value, i.blocked = false
+SET i.type = i.type
+RETURN i.key AS key, coalesce(i.blocked, false) AS blocked
+"""
+
+# The neighbourhood of a batch: its records (their profile and the batch identifiers they already
+# hold), the live profiles holding the batch's identifiers through matched edges, and those
+# profiles' age and matched identifier values (for the limits).
+READ_NEIGHBOURHOOD = """
+CALL () {
+  UNWIND $records AS row
+  MATCH (c:Customer {key: row.key})
+  OPTIONAL MATCH (c)-[:RESOLVES_TO]->(p:Profile)
+  RETURN collect({
+    key: c.key, traits: c.traits, traitTimes: c.traitTimes, seenAt: c.seenAt, profileId: p.id,
+    edges: [(c)-[h:HAS_IDENTIFIER]->(i:Identifier) WHERE i.key IN row.identifiers |
+            {key: i.key, matched: h.matched, firstSeen: h.firstSeen, lastSeen: h.lastSeen}]
+  }) AS records
+}
+CALL () {
+  UNWIND $identifiers AS k
+  MATCH (i:Identifier {key: k})<-[h:HAS_IDENTIFIER]-(:Customer)-[:RESOLVES_TO]->(p:Profile)
+  WHERE h.matched = true AND NOT i.blocked
+  WITH k, collect(DISTINCT p.id) AS profileIds
+  RETURN collect({key: k, profileIds: profileIds}) AS identifiers
+}
+CALL () {
+  UNWIND $profiles AS pid
+  MATCH (p:Profile {id: pid})
+  RETURN collect({
+    id: p.id, createdAt: p.createdAt, merged: EXISTS { (p)-[:MERGED_INTO]->() },
+    values: CASE WHEN $withValues
+      THEN [(p)<-[:RESOLVES_TO]-(:Customer)-[h:HAS_IDENTIFIER]->(i:Identifier)
+            WHERE h.matched = true AND NOT i.blocked | [i.type, i.value]]
+      ELSE [] END
+  }) AS profiles
+}
+RETURN records, identifiers, profiles
+"""
+
+LOCK_PROFILES = """
+UNWIND $ids AS id
+MATCH (p:Profile {id: id})
+SET p.createdAt = p.createdAt
+"""
+
+UPDATE_CUSTOMERS = """
+UNWIND $rows AS row
+MATCH (c:Customer {key: row.key})
+SET c.traits = row.traits, c.traitTimes = row.traitTimes, c.seenAt = row.seenAt,
+    c.updatedAt = $now
+"""
+
+# New edges get their `matched` decision; existing ones only widen their first/last seen.
+WRITE_EDGES = """
+UNWIND $rows AS row
+MATCH (c:Customer {key: row.customer})
+MATCH (i:Identifier {key: row.identifier})
+MERGE (c)-[h:HAS_IDENTIFIER]->(i)
+  ON CREATE SET h.firstSeen = row.firstSeen, h.lastSeen = row.lastSeen, h.matched = row.matched
+SET h.firstSeen = CASE WHEN row.firstSeen < h.firstSeen THEN row.firstSeen ELSE h.firstSeen END,
+    h.lastSeen = CASE WHEN row.lastSeen > h.lastSeen THEN row.lastSeen ELSE h.lastSeen END
+"""
+
+CREATE_PROFILES = """
+UNWIND $ids AS id
+CREATE (:Profile {id: id, createdAt: $now, updatedAt: $now, traits: '{}'})
+"""
+
+# Merge `merged` into `survivor`: records and earlier merged-away profiles move to the survivor
+# (so every id resolves in one hop), the merged-away node stays with MERGED_INTO, and its search
+# fields are cleared so search only finds live profiles.
+MERGE_PROFILES = """
+UNWIND $merges AS m
+MATCH (s:Profile {id: m.survivorId})
+CREATE (e:MergeEvent {id: m.id, at: $now, survivorId: m.survivorId, mergedIds: m.mergedIds,
+                      identifierKey: m.identifierKey, recordKey: m.recordKey,
+                      messageId: m.messageId})
+CREATE (e)-[:MERGED]->(s)
+WITH s, e, m
+UNWIND m.mergedIds AS lid
+MATCH (l:Profile {id: lid})
+CREATE (e)-[:MERGED]->(l)
+MERGE (l)-[:MERGED_INTO]->(s)
+SET l.mergedAt = $now, l.updatedAt = $now, l.displayName = null, l.email = null,
+    l.phone = null, l.company = null
+WITH s, l
+CALL (s, l) {
+  MATCH (c:Customer)-[r:RESOLVES_TO]->(l)
+  DELETE r
+  MERGE (c)-[:RESOLVES_TO]->(s)
+}
+CALL (s, l) {
+  MATCH (x:Profile)-[r:MERGED_INTO]->(l)
+  DELETE r
+  MERGE (x)-[:MERGED_INTO]->(s)
+}
+"""
+
+ASSIGN_RECORDS = """
+UNWIND $rows AS row
+MATCH (c:Customer {key: row.key})
+MATCH (p:Profile {id: row.profileId})
+OPTIONAL MATCH (c)-[old:RESOLVES_TO]->(q:Profile)
+WHERE q <> p
+DELETE old
+MERGE (c)-[:RESOLVES_TO]->(p)
+"""
+
+
+@dataclass(slots=True)
+class _Record:
+    """A batch record after normalization; several writes of one key coalesce into one."""
+
+    key: str
+    source: str
+    source_id: str
+    traits: dict[str, Any] = field(default_factory=dict)
+    trait_times: dict[str, datetime] = field(default_factory=dict)
+    identifiers: dict[str, Identifier] = field(default_factory=dict)
+    first_seen: datetime | None = None
+    seen_at: datetime | None = None
+    message_id: str | None = None
+
+
+def _prepare(batch: WriteBatch, config: ResolutionConfig, now: datetime) -> list[_Record]:
+    records: dict[str, _Record] = {}
+
+    def record(source: str, source_id: str) -> _Record:
+        key = customer_key(source, source_id)
+        rec = records.get(key)
+        if rec is None:
+            rec = records[key] = _Record(key=key, source=source, source_id=source_id)
+        return rec
+
+    for c in batch.customers:
+        rec = record(c.source, c.source_id)
+        at = c.seen_at or now
+        rec.traits, rec.trait_times = merge_record_traits(rec.traits, rec.trait_times, c.traits, at)
+        for ident in normalize_identifiers(
+            c.identifiers,
+            default_region=config.default_region,
+            blocked_patterns=config.blocked_patterns,
+        ):
+            rec.identifiers.setdefault(ident.key, ident)
+        rec.first_seen = min(rec.first_seen or at, at)
+        rec.seen_at = max(rec.seen_at or at, at)
+        rec.message_id = c.message_id or rec.message_id
+    # Records that activity refers to exist even if the batch does not describe them.
+    for source, source_id in entity_writes.referenced_customers(batch):
+        record(source, source_id)
+    return list(records.values())
+
+
+@dataclass(slots=True)
+class _Neighbourhood:
+    records: dict[str, Mapping[str, Any]]
+    identifier_profiles: dict[str, list[str]]
+    profiles: dict[str, ProfileState]
+
+
+async def _read_neighbourhood(
+    tx: AsyncManagedTransaction,
+    recs: list[_Record],
+    usable: set[str],
+    config: ResolutionConfig,
+) -> _Neighbourhood:
+    """Read the batch's neighbourhood with its profiles locked (see the module docstring)."""
+    record_rows = [{"key": r.key, "identifiers": list(r.identifiers)} for r in recs]
+    identifier_keys = sorted(usable)
+    locked: set[str] = set()
+    wanted: set[str] = set()
+    for _ in range(MAX_LOCK_ROUNDS):
+        result = await tx.run(
+            READ_NEIGHBOURHOOD,
+            records=record_rows,
+            identifiers=identifier_keys,
+            profiles=sorted(wanted),
+            withValues=config.limits_enabled,
+        )
+        row = await result.single(strict=True)
+        records = {r["key"]: r for r in row["records"]}
+        ident_profiles = {i["key"]: list(i["profileIds"]) for i in row["identifiers"]}
+        needed: set[str] = set()
+        for rec in recs:
+            current = records.get(rec.key)
+            if current is None:
+                continue
+            held = {e["key"] for e in current["edges"] if e["matched"] is not None}
+            pending = [k for k in rec.identifiers if k in usable and k not in held]
+            if pending or current["profileId"] is None:
+                if current["profileId"] is not None:
+                    needed.add(current["profileId"])
+                for k in pending:
+                    needed.update(ident_profiles.get(k, ()))
+        profiles = {
+            p["id"]: p for p in row["profiles"] if not p["merged"] and p["createdAt"] is not None
+        }
+        if needed <= locked and needed <= set(profiles):
+            break
+        new = sorted(needed - locked)
+        if new:
+            await tx.run(LOCK_PROFILES, ids=new)
+            locked.update(new)
+        wanted = set(needed)
+    else:
+        raise GraphWriteError("the neighbourhood of the batch kept changing while locking it")
+    states: dict[str, ProfileState] = {}
+    for pid in needed:
+        p = profiles[pid]
+        values: dict[str, set[str]] = {}
+        for type_, value in p["values"]:
+            values.setdefault(type_, set()).add(value)
+        created = native(p["createdAt"])
+        assert created is not None
+        states[pid] = ProfileState(
+            id=pid,
+            created_at=created,
+            values={t: frozenset(vs) for t, vs in values.items()},
+        )
+    return _Neighbourhood(records, ident_profiles, states)
+
+
+def _new_profile_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def write_batch_tx(
+    tx: AsyncManagedTransaction, batch: WriteBatch, config: ResolutionConfig
+) -> WriteResult:
+    """Write `batch` inside the caller's managed transaction (idempotent; may be rerun)."""
+    now = datetime.now(UTC)
+    result = WriteResult()
+    await entity_writes.write_before_customers(tx, batch, now)
+    recs = _prepare(batch, config, now)
+    changed_profiles: set[str] = set()
+    if recs:
+        changed_profiles = await _write_customers(tx, recs, config, now, result)
+    await entity_writes.write_after_customers(tx, batch, now)
+    activity_keys = {customer_key(s, i) for s, i in entity_writes.referenced_customers(batch)}
+    result.touched_profile_ids.update(
+        pid for key, pid in result.record_profiles.items() if key in activity_keys
+    )
+    refreshed = await refresh_profiles(tx, changed_profiles, config)
+    result.touched_profile_ids.update(changed_profiles | refreshed)
+    return result
+
+
+async def _write_customers(
+    tx: AsyncManagedTransaction,
+    recs: list[_Record],
+    config: ResolutionConfig,
+    now: datetime,
+    result: WriteResult,
+) -> set[str]:
+    """Upsert and resolve the batch's records; return the profiles whose traits may change."""
+    await tx.run(
+        LOCK_CUSTOMERS,
+        rows=[
+            {
+                "key": r.key,
+                "source": r.source,
+                "sourceId": r.source_id,
+                "seenAt": r.seen_at or now,
+            }
+            for r in sorted(recs, key=lambda r: r.key)
+        ],
+        now=now,
+    )
+    identifiers = sorted({i.key: i for r in recs for i in r.identifiers.values()}.values())
+    blocked: set[str] = set()
+    if identifiers:
+        locked = await tx.run(
+            LOCK_IDENTIFIERS,
+            rows=[
+                {"key": i.key, "type": i.type, "value": i.value}
+                for i in sorted(identifiers, key=lambda i: i.key)
+            ],
+        )
+        blocked = {r["key"] async for r in locked if r["blocked"]}
+    usable = {i.key for i in identifiers} - blocked
+    hood = await _read_neighbourhood(tx, recs, usable, config)
+
+    states: list[RecordState] = []
+    edge_rows: list[dict[str, Any]] = []
+    customer_rows: list[dict[str, Any]] = []
+    dirty_records: set[str] = set()
+    for rec in recs:
+        current = hood.records[rec.key]
+        edges = {e["key"]: e for e in current["edges"]}
+        pending = tuple(
+            i
+            for k, i in rec.identifiers.items()
+            if k in usable and (k not in edges or edges[k]["matched"] is None)
+        )
+        if pending or current["profileId"] is None:
+            states.append(RecordState(rec.key, current["profileId"], pending, rec.message_id))
+        for k in rec.identifiers:
+            first, last = rec.first_seen or now, rec.seen_at or now
+            edge = edges.get(k)
+            if edge is None or edge["matched"] is None:
+                edge_rows.append(
+                    {"customer": rec.key, "identifier": k, "firstSeen": first, "lastSeen": last}
+                )
+                dirty_records.add(rec.key)
+                continue
+            old_first, old_last = native(edge["firstSeen"]), native(edge["lastSeen"])
+            if (old_first is None or first < old_first) or (old_last is None or last > old_last):
+                edge_rows.append(
+                    {"customer": rec.key, "identifier": k, "firstSeen": first, "lastSeen": last}
+                )
+        traits, times = loads_map(current["traits"]), loads_times(current["traitTimes"])
+        for name, value in rec.traits.items():
+            at = rec.trait_times[name]
+            if name not in times or times[name] <= at:
+                traits[name], times[name] = value, at
+        seen = native(current["seenAt"])
+        new_seen = max(seen, rec.seen_at) if seen and rec.seen_at else (seen or rec.seen_at)
+        traits_json = dumps(traits)
+        times_json = dumps({k: v.isoformat() for k, v in times.items()})
+        if (traits_json, times_json, new_seen) != (
+            current["traits"],
+            current["traitTimes"],
+            seen,
+        ):
+            customer_rows.append(
+                {
+                    "key": rec.key,
+                    "traits": traits_json,
+                    "traitTimes": times_json,
+                    "seenAt": new_seen,
+                }
+            )
+            if traits_json != current["traits"]:
+                dirty_records.add(rec.key)
+
+    decision = resolve(
+        states, hood.identifier_profiles, hood.profiles, config, new_id=_new_profile_id
+    )
+    for row in edge_rows:
+        matched = decision.matched.get((row["customer"], row["identifier"]))
+        # Edges to blocked identifiers never match; decided edges keep their decision.
+        row["matched"] = bool(matched)
+    if customer_rows:
+        await tx.run(UPDATE_CUSTOMERS, rows=customer_rows, now=now)
+    if edge_rows:
+        await tx.run(WRITE_EDGES, rows=edge_rows)
+    await _apply(tx, decision, hood, now)
+
+    result.customers_written = len(recs)
+    result.profiles_created = len(decision.new_profile_ids)
+    result.conflicts = decision.conflicts
+    result.merges = [
+        MergeOut(m.survivor_id, m.merged_ids, m.identifier_key, m.record_key)
+        for m in decision.merges
+    ]
+    for rec in recs:
+        pid = decision.record_profiles.get(rec.key) or hood.records[rec.key]["profileId"]
+        result.record_profiles[rec.key] = pid
+    changed = {result.record_profiles[k] for k in dirty_records}
+    changed.update(m.survivor_id for m in decision.merges)
+    changed.update(decision.new_profile_ids)
+    changed.update(
+        pid
+        for key, pid in decision.record_profiles.items()
+        if hood.records[key]["profileId"] != pid
+    )
+    result.touched_profile_ids.update(changed)
+    result.touched_profile_ids.update(i for m in decision.merges for i in m.merged_ids)
+    return changed
+
+
+async def _apply(
+    tx: AsyncManagedTransaction, decision: Resolution, hood: _Neighbourhood, now: datetime
+) -> None:
+    if decision.new_profile_ids:
+        await tx.run(CREATE_PROFILES, ids=decision.new_profile_ids, now=now)
+    if decision.merges:
+        await tx.run(
+            MERGE_PROFILES,
+            merges=[
+                {
+                    "id": uuid.uuid4().hex,
+                    "survivorId": m.survivor_id,
+                    "mergedIds": list(m.merged_ids),
+                    "identifierKey": m.identifier_key,
+                    "recordKey": m.record_key,
+                    "messageId": m.message_id,
+                }
+                for m in decision.merges
+            ],
+            now=now,
+        )
+    # Records of merged-away profiles moved with MERGE_PROFILES; the rest are assigned here.
+    assign = [
+        {"key": key, "profileId": pid}
+        for key, pid in decision.record_profiles.items()
+        if hood.records[key]["profileId"] is None
+    ]
+    if assign:
+        await tx.run(ASSIGN_RECORDS, rows=assign)
+
+
+async def write_batch(
+    driver: AsyncDriver, database: str, batch: WriteBatch, config: ResolutionConfig
+) -> WriteResult:
+    """Write `batch` in one managed transaction; driver errors become GraphErrors."""
+
+    async def work(tx: AsyncManagedTransaction) -> WriteResult:
+        return await write_batch_tx(tx, batch, config)
+
+    try:
+        async with driver.session(database=database) as session:
+            return await session.execute_write(work)
+    except (ServiceUnavailable, SessionExpired, OSError) as e:
+        raise GraphUnavailableError(str(e)) from e
+    except Neo4jError as e:
+        log.warning("write batch failed: %s", e.code)
+        raise GraphWriteError(e.code or "neo4j error") from e
+
+
+async def upsert_customer(
+    driver: AsyncDriver, database: str, customer: CustomerIn, config: ResolutionConfig
+) -> str:
+    """Upsert one record (identifiers accumulate, traits merge); return its profile id."""
+    result = await write_batch(driver, database, WriteBatch(customers=(customer,)), config)
+    return result.record_profiles[customer.key]
+
+
+def profiles_of(result: WriteResult, keys: Iterable[str]) -> list[str]:
+    """The profile ids of the given record keys after a write, in order, without repeats."""
+    return list(dict.fromkeys(result.record_profiles[k] for k in keys))
