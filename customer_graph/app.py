@@ -21,6 +21,9 @@ from customer_graph.graph.constraints import ensure_schema, missing_constraints
 from customer_graph.graph.driver import open_driver
 from customer_graph.graphiql import STATIC_NAME, STATIC_PATH, static_files
 from customer_graph.graphql_http import GraphQLHTTPView
+from customer_graph.ingestion.http import tracking_routes
+from customer_graph.ingestion.metrics import metrics_endpoint
+from customer_graph.ingestion.workers import WorkerPool
 from customer_graph.logging import configure_logging, install_redaction
 from customer_graph.resolvers.context import Context
 from customer_graph.schema import schema
@@ -39,6 +42,7 @@ class AppState:
 
     settings: Settings
     driver: AsyncDriver
+    ingest: WorkerPool  # the ingestion workers: `await ingest.submit(items)` returns on commit
     schema_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -91,7 +95,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         driver = open_driver(settings)
-        state = AppState(settings=settings, driver=driver)
+        ingest = WorkerPool.for_neo4j(driver, settings)
+        ingest.start()
+        state = AppState(settings=settings, driver=driver, ingest=ingest)
         app.state.cg = state
         schema_task = asyncio.create_task(_ensure_schema_until_done(state))
         try:
@@ -100,12 +106,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             schema_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await schema_task
+            await ingest.stop()  # drains the queue
             await driver.close()
 
     graphql_app = GraphQLApp(schema, graphql_ide="graphiql" if settings.graphiql_enabled else None)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+        *tracking_routes(),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
     ]
     if settings.graphiql_enabled:

@@ -1,0 +1,113 @@
+"""Exact, permanent deduplication of messages, in the same transaction as their write.
+
+Each message that carries a key (`source + ":" + messageId`) claims `(:Message {id: key})` with a
+MERGE on the constrained id; only messages whose node this transaction created are written. A
+replay, even with a changed body, finds the node and writes nothing. Because the claim commits or
+rolls back with the write, a failed write leaves no claim behind, and a commit whose outcome the
+client never learned is safe to retry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
+
+from neo4j import AsyncDriver, AsyncManagedTransaction
+from neo4j.exceptions import (
+    ConnectionPoolError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+    TransientError,
+)
+
+from customer_graph.graph.errors import GraphUnavailableError, GraphWriteError
+from customer_graph.graph.records import WriteBatch, WriteResult
+
+BatchTxWriter = Callable[[AsyncManagedTransaction, WriteBatch], Awaitable[WriteResult]]
+"""Writes one WriteBatch inside a given transaction (the write path's `write_batch_tx`)."""
+
+Unit = tuple[str | None, WriteBatch]
+"""One message: its dedup key (None: no dedup) and what it writes."""
+
+
+@dataclass(frozen=True, slots=True)
+class DedupResult:
+    duplicates: frozenset[int]  # indexes of the units that were already written, and skipped
+    result: WriteResult = field(default_factory=WriteResult)
+
+
+def message_key(source: str, message_id: str) -> str:
+    return f"{source}:{message_id}"
+
+
+def concat_batches(batches: Iterable[WriteBatch]) -> WriteBatch:
+    """One batch holding every record of `batches`, in order."""
+    parts: dict[str, list[object]] = {f.name: [] for f in fields(WriteBatch)}
+    for batch in batches:
+        for name, items in parts.items():
+            items.extend(getattr(batch, name))
+    return WriteBatch(**{name: tuple(items) for name, items in parts.items()})  # type: ignore[arg-type]
+
+
+# `claim` is unique to this attempt of the transaction, so `m.claim = $claim` tells the messages
+# this attempt created from the ones an earlier commit (or a concurrent writer) created.
+CLAIM_MESSAGES = """
+UNWIND $ids AS id
+MERGE (m:Message {id: id})
+  ON CREATE SET m.claim = $claim, m.receivedAt = datetime()
+RETURN id, m.claim = $claim AS fresh
+"""
+
+
+async def claim_messages_tx(tx: AsyncManagedTransaction, keys: Sequence[str]) -> set[str]:
+    """Claim `keys` (distinct); returns those no earlier committed transaction had claimed."""
+    if not keys:
+        return set()
+    result = await tx.run(CLAIM_MESSAGES, ids=list(keys), claim=uuid.uuid4().hex)
+    return {record["id"] async for record in result if record["fresh"]}
+
+
+async def write_deduplicated_tx(
+    tx: AsyncManagedTransaction, units: Sequence[Unit], write_tx: BatchTxWriter
+) -> DedupResult:
+    """Claim the units' keys, then write the fresh units as one batch, in this transaction."""
+    keys = list(dict.fromkeys(key for key, _ in units if key is not None))
+    fresh = await claim_messages_tx(tx, keys)
+    duplicates: list[int] = []
+    batches: list[WriteBatch] = []
+    for index, (key, batch) in enumerate(units):
+        if key is not None:
+            if key not in fresh:
+                duplicates.append(index)
+                continue
+            fresh.discard(key)  # a second copy in the same batch is a duplicate too
+        batches.append(batch)
+    merged = concat_batches(batches)
+    result = await write_tx(tx, merged) if len(merged) else WriteResult()
+    return DedupResult(duplicates=frozenset(duplicates), result=result)
+
+
+async def write_deduplicated(
+    driver: AsyncDriver, database: str, units: Sequence[Unit], write_tx: BatchTxWriter
+) -> DedupResult:
+    """Write `units` in one managed transaction, skipping messages already written.
+
+    Raises GraphUnavailableError when Neo4j is unreachable or the transaction kept failing for a
+    transient reason (the caller may retry: the claims make that safe), GraphWriteError when Neo4j
+    refused the write; errors raised by `write_tx` itself propagate unchanged.
+    """
+    try:
+        async with driver.session(database=database) as session:
+            return await session.execute_write(write_deduplicated_tx, units, write_tx)
+    except (
+        ServiceUnavailable,
+        SessionExpired,
+        TransientError,
+        ConnectionPoolError,
+        OSError,
+    ) as e:
+        raise GraphUnavailableError(f"{type(e).__name__}: {e}") from e
+    except Neo4jError as e:
+        raise GraphWriteError(f"{e.code}: {e.message}") from e
