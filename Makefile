@@ -25,7 +25,7 @@ system-deps:
 	bash scripts/system-deps.sh
 
 run: install
-	$(BIN)/customer-graph serve
+	$(BIN)/customer-graph serve --dev
 
 neo4j-start: install
 	$(BIN)/customer-graph neo4j start

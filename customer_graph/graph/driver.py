@@ -23,6 +23,9 @@ def open_driver(settings: Settings) -> AsyncDriver:
         connection_acquisition_timeout=10,
         connection_timeout=5,
         max_transaction_retry_time=15,
+        # Server notifications (e.g. "property key does not exist" before the first write) are
+        # noise in production logs; queries are checked by tests instead.
+        notifications_min_severity="OFF",
     )
 
 
