@@ -9,7 +9,7 @@ from rich.console import Console
 from customer_graph.graph.local import LocalNeo4j, LocalNeo4jError
 from customer_graph.ingestion_cli import dead_letters_app, keys_app
 from customer_graph.logging import configure_logging, uvicorn_log_config
-from customer_graph.settings import get_settings
+from customer_graph.settings import Settings, get_settings
 
 app = typer.Typer(
     help="customer-graph: one Neo4j graph of your customers, served over GraphQL.",
@@ -83,6 +83,9 @@ def serve(
     host: str | None = typer.Option(None, help="Address to bind (default: HOST or 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port (default: PORT or 8000)."),
     workers: int = typer.Option(1, help="Worker processes."),
+    dev: bool = typer.Option(
+        False, "--dev", help="Load the demo graph and print a development key (made once)."
+    ),
 ) -> None:
     """Serve the API; with no NEO4J_URI, start the local Neo4j first and stop it on exit."""
     settings = get_settings()
@@ -96,6 +99,8 @@ def serve(
             raise typer.Exit(1) from e
         console.print(f"Neo4j ready on {local.uri}")
     try:
+        if dev:
+            _dev_banner(settings, host or settings.host, port or settings.port)
         uvicorn.run(
             "customer_graph.app:app",
             factory=True,
@@ -109,6 +114,18 @@ def serve(
         if local is not None and started:
             console.print("Stopping the Neo4j this command started…")
             local.stop()
+
+
+def _dev_banner(settings: Settings, host: str, port: int) -> None:
+    from customer_graph.demo import DEV_KEY_FILE, dev_setup
+
+    saved_key = dev_setup(settings)
+    if settings.dev_key:
+        console.print("Demo graph loaded. Development key: CUSTOMER_GRAPH_DEV_KEY")
+    else:
+        console.print(f"Demo graph loaded. Development key (saved in {DEV_KEY_FILE}):")
+        console.print(f"  [bold]{saved_key}[/bold]")
+    console.print(f"  GraphiQL: http://{host}:{port}/graphql  (header Authorization: Bearer <key>)")
 
 
 if __name__ == "__main__":
