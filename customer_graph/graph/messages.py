@@ -28,6 +28,9 @@ from customer_graph.graph.records import WriteBatch, WriteResult
 BatchTxWriter = Callable[[AsyncManagedTransaction, WriteBatch], Awaitable[WriteResult]]
 """Writes one WriteBatch inside a given transaction (the write path's `write_batch_tx`)."""
 
+BatchScreen = Callable[[AsyncManagedTransaction, WriteBatch], Awaitable[set[tuple[str, int]]]]
+"""Names the parts of a batch, as (part, index), that must not be written (erased people)."""
+
 Unit = tuple[str | None, WriteBatch]
 """One message: its dedup key (None: no dedup) and what it writes."""
 
@@ -36,6 +39,7 @@ Unit = tuple[str | None, WriteBatch]
 class DedupResult:
     duplicates: frozenset[int]  # indexes of the units that were already written, and skipped
     result: WriteResult = field(default_factory=WriteResult)
+    screened: frozenset[int] = frozenset()  # indexes of the units the screen refused
 
 
 def message_key(source: str, message_id: str) -> str:
@@ -70,27 +74,57 @@ async def claim_messages_tx(tx: AsyncManagedTransaction, keys: Sequence[str]) ->
 
 
 async def write_deduplicated_tx(
-    tx: AsyncManagedTransaction, units: Sequence[Unit], write_tx: BatchTxWriter
+    tx: AsyncManagedTransaction,
+    units: Sequence[Unit],
+    write_tx: BatchTxWriter,
+    screen: BatchScreen | None = None,
 ) -> DedupResult:
-    """Claim the units' keys, then write the fresh units as one batch, in this transaction."""
+    """Claim the units' keys, then write the fresh units as one batch, in this transaction.
+
+    With a `screen`, a unit any part of which it refuses is not written at all.
+    """
     keys = list(dict.fromkeys(key for key, _ in units if key is not None))
     fresh = await claim_messages_tx(tx, keys)
     duplicates: list[int] = []
-    batches: list[WriteBatch] = []
+    kept: dict[int, WriteBatch] = {}
     for index, (key, batch) in enumerate(units):
         if key is not None:
             if key not in fresh:
                 duplicates.append(index)
                 continue
             fresh.discard(key)  # a second copy in the same batch is a duplicate too
-        batches.append(batch)
-    merged = concat_batches(batches)
+        kept[index] = batch
+    screened: set[int] = set()
+    if screen is not None and kept:
+        refused = await screen(tx, concat_batches(kept.values()))
+        screened = _units_of(kept, refused)
+        kept = {i: b for i, b in kept.items() if i not in screened}
+    merged = concat_batches(kept.values())
     result = await write_tx(tx, merged) if len(merged) else WriteResult()
-    return DedupResult(duplicates=frozenset(duplicates), result=result)
+    return DedupResult(frozenset(duplicates), result, frozenset(screened))
+
+
+def _units_of(batches: dict[int, WriteBatch], parts: set[tuple[str, int]]) -> set[int]:
+    """The units whose records are at `parts` ((part, index) in their concatenation)."""
+    if not parts:
+        return set()
+    offsets = dict.fromkeys((f.name for f in fields(WriteBatch)), 0)
+    found: set[int] = set()
+    for unit, batch in batches.items():
+        for name, start in offsets.items():
+            size = len(getattr(batch, name))
+            if any((name, start + n) in parts for n in range(size)):
+                found.add(unit)
+            offsets[name] = start + size
+    return found
 
 
 async def write_deduplicated(
-    driver: AsyncDriver, database: str, units: Sequence[Unit], write_tx: BatchTxWriter
+    driver: AsyncDriver,
+    database: str,
+    units: Sequence[Unit],
+    write_tx: BatchTxWriter,
+    screen: BatchScreen | None = None,
 ) -> DedupResult:
     """Write `units` in one managed transaction, skipping messages already written.
 
@@ -100,7 +134,7 @@ async def write_deduplicated(
     """
     try:
         async with driver.session(database=database) as session:
-            return await session.execute_write(write_deduplicated_tx, units, write_tx)
+            return await session.execute_write(write_deduplicated_tx, units, write_tx, screen)
     except (
         ServiceUnavailable,
         SessionExpired,

@@ -5,7 +5,8 @@ and RudderStack's SDKs), as a Bearer token, or as `writeKey` in the body. Bodies
 encoded. Answers:
 
 - 200 `{"success": true}` once every message is committed (or, having failed on its own, kept in
-  the dead-letter store, which the body then lists under `deadLettered`);
+  the dead-letter store, which the body then lists under `deadLettered`; messages naming an
+  erased person are refused and listed under `suppressed`);
 - 400 for malformed JSON or invalid messages, naming the index and field of each problem;
 - 401 for a missing, unknown or revoked key, 403 for a key without the `write` scope;
 - 413 beyond 32 KB per message, 500 KB per request or 2,500 messages per batch;
@@ -118,6 +119,8 @@ async def handle(request: Request, kind: MessageType | None) -> Response:
     except WriteRejectedError as e:  # tracking messages are dead-lettered instead; kept for safety
         return _error(422, "rejected", e.reason)
     answer: dict[str, Any] = {"success": True}
+    if suppressed := receipt.indexes("suppressed"):
+        answer["suppressed"] = suppressed  # they name an erased person: refused, not written
     if receipt.dead_letters:
         answer["deadLettered"] = [
             {"index": d.index, "messageId": d.message_id, "reason": d.reason}

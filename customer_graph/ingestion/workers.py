@@ -12,6 +12,8 @@ Failures:
 - any other error means some message cannot be written: the batch is split in halves until the
   failing messages stand alone; each of those goes to the dead-letter store with its reason (or,
   if it has no payload to keep, fails its request with WriteRejectedError), the rest commit.
+Messages already written (same key) are skipped and reported "duplicate"; messages naming an erased
+person are refused in the same transaction and reported "suppressed".
 Shutdown stops accepting, drains what is queued, then stops the workers.
 """
 
@@ -32,6 +34,7 @@ from neo4j import AsyncDriver, AsyncManagedTransaction
 from customer_graph.graph.dead_letters import DeadLetterIn, record_dead_letters
 from customer_graph.graph.errors import GraphUnavailableError
 from customer_graph.graph.messages import BatchTxWriter, DedupResult, write_deduplicated
+from customer_graph.graph.privacy import find_suppressed_tx
 from customer_graph.graph.records import WriteBatch, WriteResult
 from customer_graph.graph.resolution import resolution_config
 from customer_graph.graph.writes import write_batch_tx
@@ -40,7 +43,7 @@ from customer_graph.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ItemOutcome = Literal["written", "duplicate", "dead_lettered"]
+ItemOutcome = Literal["written", "duplicate", "suppressed", "dead_lettered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,9 @@ class Receipt:
     @property
     def duplicates(self) -> int:
         return self.outcomes.count("duplicate")
+
+    def indexes(self, outcome: ItemOutcome) -> list[int]:
+        return [n for n, o in enumerate(self.outcomes) if o == outcome]
 
 
 class QueueFullError(Exception):
@@ -165,9 +171,14 @@ class WorkerPool:
         database = settings.neo4j_database
         writer = write_tx or write_path(settings)
 
+        async def screen(tx: AsyncManagedTransaction, batch: WriteBatch) -> set[tuple[str, int]]:
+            # Erased people stay erased: messages naming them are refused, in the same
+            # transaction as the write.
+            return {(h.part, h.index) for h in await find_suppressed_tx(tx, settings, batch)}
+
         async def write(items: Sequence[WorkItem]) -> DedupResult:
             units = [(item.key, item.batch) for item in items]
-            return await write_deduplicated(driver, database, units, writer)
+            return await write_deduplicated(driver, database, units, writer, screen)
 
         async def dead_letter(failed: Sequence[tuple[WorkItem, str]]) -> None:
             await record_dead_letters(driver, database, [_dead_letter_in(i, r) for i, r in failed])
@@ -320,6 +331,9 @@ class WorkerPool:
             if position in done.duplicates:
                 commit.outcomes[i] = "duplicate"
                 metrics.DEDUPLICATED.inc()
+            elif position in done.screened:
+                commit.outcomes[i] = "suppressed"
+                metrics.REJECTED.labels(reason="suppressed").inc()
             else:
                 commit.outcomes[i] = "written"
                 metrics.ACCEPTED.labels(type=commit.items[i].type).inc()

@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 from customer_graph.app import create_app
 from customer_graph.auth import Scope, create_key
 from customer_graph.graph.dead_letters import list_dead_letters
+from customer_graph.graph.privacy import delete_profile
 from customer_graph.graph.records import WriteBatch, WriteResult
 from customer_graph.ingestion.segment import parse_request
 from customer_graph.ingestion.workers import WorkerPool, write_path
@@ -61,7 +62,7 @@ async def traces(driver: AsyncDriver, settings: Settings, marker: str) -> int:
     rows = await query(
         driver,
         settings,
-        "CALL { MATCH (c:Customer) WHERE c.key CONTAINS $m RETURN count(c) AS n "
+        "CALL () { MATCH (c:Customer) WHERE c.key CONTAINS $m RETURN count(c) AS n "
         "UNION ALL MATCH (i:Interaction) WHERE i.id CONTAINS $m RETURN count(i) AS n "
         "UNION ALL MATCH (g:Message) WHERE g.id CONTAINS $m RETURN count(g) AS n "
         "UNION ALL MATCH (a:Account) WHERE a.id CONTAINS $m RETURN count(a) AS n } "
@@ -166,6 +167,47 @@ async def test_a_replayed_message_id_is_not_written_again(
     )
     assert messages == [{"n": 1}]
     assert _sample("customer_graph_ingest_messages_deduplicated_total") - before == 3
+
+
+async def test_events_for_an_erased_person_are_refused(
+    client: httpx.AsyncClient, driver: AsyncDriver, app_settings: Settings
+) -> None:
+    u = unique("erased")
+    email = f"{u}@example.com"
+    first = {"userId": u, "traits": {"email": email}, "messageId": f"{u}-1"}
+    assert (await client.post("/v1/identify", json=first, headers=BEARER)).status_code == 200
+    profile = await profile_of(driver, app_settings, f"dev:{u}")
+    assert profile is not None
+    assert await delete_profile(driver, app_settings, profile, actor="test") is not None
+
+    other = unique("other")
+    batch = {
+        "batch": [
+            {"type": "identify", "userId": other, "messageId": f"{other}-1"},
+            {"type": "track", "userId": u, "event": "Back", "messageId": f"{u}-2"},
+            {"type": "identify", "anonymousId": unique("a"), "traits": {"email": email}},
+        ]
+    }
+    response = await client.post("/v1/batch", json=batch, headers=BEARER)
+    assert response.status_code == 200
+    assert response.json() == {"success": True, "suppressed": [1, 2]}
+    assert await profile_of(driver, app_settings, f"dev:{other}") is not None
+    rows = await query(
+        driver,
+        app_settings,
+        "OPTIONAL MATCH (c:Customer {key: $k}) OPTIONAL MATCH (i:Interaction {id: $i}) "
+        "RETURN count(c) + count(i) AS n",
+        k=f"dev:{u}",
+        i=f"dev:{u}-2",
+    )
+    assert rows == [{"n": 0}]
+    rows = await query(
+        driver,
+        app_settings,
+        "MATCH (i:Identifier {type: 'email'}) WHERE i.value = $e RETURN count(i) AS n",
+        e=email,
+    )
+    assert rows == [{"n": 0}]
 
 
 def _bad_requests(
