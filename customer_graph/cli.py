@@ -7,6 +7,7 @@ import uvicorn
 from rich.console import Console
 
 from customer_graph.graph.local import LocalNeo4j, LocalNeo4jError
+from customer_graph.import_cli import import_command
 from customer_graph.ingestion_cli import dead_letters_app, keys_app
 from customer_graph.logging import configure_logging, uvicorn_log_config
 from customer_graph.settings import Settings, get_settings
@@ -19,6 +20,7 @@ neo4j_app = typer.Typer(
     help="The local Neo4j (used when NEO4J_URI is not set).", no_args_is_help=True
 )
 app.add_typer(neo4j_app, name="neo4j")
+app.command("import")(import_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(dead_letters_app, name="dead-letters")
 console = Console(stderr=True)
