@@ -15,7 +15,7 @@ from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from customer_graph.graph.constraints import ensure_schema, missing_constraints
 from customer_graph.graph.driver import open_driver
@@ -26,7 +26,7 @@ from customer_graph.ingestion.metrics import metrics_endpoint
 from customer_graph.ingestion.workers import WorkerPool
 from customer_graph.logging import configure_logging, install_redaction
 from customer_graph.resolvers.context import Context
-from customer_graph.schema import schema
+from customer_graph.schema.root import build_schema
 from customer_graph.security import security_middleware
 from customer_graph.settings import Settings, get_settings
 
@@ -109,13 +109,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await ingest.stop()  # drains the queue
             await driver.close()
 
-    graphql_app = GraphQLApp(schema, graphql_ide="graphiql" if settings.graphiql_enabled else None)
+    graphql_app = GraphQLApp(
+        build_schema(settings), graphql_ide="graphiql" if settings.graphiql_enabled else None
+    )
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         *tracking_routes(),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_app),  # subscriptions: graphql-transport-ws
     ]
     if settings.graphiql_enabled:
         routes.append(Mount(STATIC_PATH, static_files(), name=STATIC_NAME))

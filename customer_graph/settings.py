@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     # GraphQL exploration; switch both off in production if the schema is private.
     graphiql_enabled: bool = True  # CUSTOMER_GRAPH_GRAPHIQL_ENABLED
     introspection_enabled: bool = True  # CUSTOMER_GRAPH_INTROSPECTION_ENABLED
+    # GraphQL guards (resolvers/guards.py): operations beyond these are refused before any
+    # Cypher runs. The cost is the number of objects a query may return (see guards.py).
+    graphql_max_depth: int = 12
+    graphql_max_aliases: int = 30
+    graphql_max_tokens: int = 5_000
+    graphql_max_cost: int = 25_000
 
     # Security and privacy (customer_graph/security.py, graph/privacy.py, logging.py).
     log_level: str = "INFO"

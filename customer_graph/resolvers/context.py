@@ -1,11 +1,17 @@
-"""The typed per-request GraphQL context."""
+"""The typed per-request GraphQL context: the driver, settings, a reader and its loaders."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import strawberry
 from neo4j import AsyncDriver
+from starlette.requests import HTTPConnection
 
+from customer_graph.auth import Principal
+from customer_graph.graph.reads import GraphReader
+from customer_graph.resolvers.loaders import Loaders
 from customer_graph.settings import Settings
 
 
@@ -13,3 +19,22 @@ from customer_graph.settings import Settings
 class Context:
     driver: AsyncDriver
     settings: Settings
+    request: HTTPConnection | None = None
+    # Set by the graphql-transport-ws handler from the `connection_init` payload.
+    connection_params: dict[str, Any] | None = None
+    # Who is calling (set by security.py from the request's key); None: not authenticated.
+    principal: Principal | None = None
+    reader: GraphReader = field(init=False)
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reader = GraphReader(self.driver, self.settings.neo4j_database)
+        self.loaders = Loaders(self.reader)
+
+    def fresh_loaders(self) -> Loaders:
+        """Forget what this context has loaded (a subscription pushes each change anew)."""
+        self.loaders = Loaders(self.reader)
+        return self.loaders
+
+
+Info = strawberry.Info[Context, None]

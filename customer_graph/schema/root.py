@@ -1,10 +1,23 @@
-"""The root Query and Mutation types and the Schema object."""
+"""The root Query, Mutation and Subscription types, and the Schema built from settings."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import strawberry
+from strawberry.schema.config import StrawberryConfig
 
 from customer_graph import __version__
+from customer_graph.resolvers import queries
+from customer_graph.resolvers.guards import ErrorPolicy, GuardedSchema, Limits, QueryGuards
+from customer_graph.schema.account import Account
+from customer_graph.schema.deal import Deal
+from customer_graph.schema.interaction import Interaction
+from customer_graph.schema.node import Node
+from customer_graph.schema.owner import Owner
+from customer_graph.schema.profile import CustomerRecord, Profile, ProfileConnection
+from customer_graph.schema.scalars import SCALAR_MAP
+from customer_graph.settings import Settings, get_settings
 
 
 def resolve_version() -> str:
@@ -13,9 +26,46 @@ def resolve_version() -> str:
 
 @strawberry.type
 class Query:
+    node: Node | None = strawberry.field(
+        resolver=queries.node, description="Any object by its global id."
+    )
+    nodes: list[Node | None] = strawberry.field(
+        resolver=queries.nodes, description="Objects by global ids (at most 100), in order."
+    )
+    profile: Profile | None = strawberry.field(
+        resolver=queries.profile,
+        description="A profile by id; a merged-away id gives the profile it was merged into.",
+    )
+    profile_by_identifier: Profile | None = strawberry.field(
+        resolver=queries.profile_by_identifier,
+        description="The profile holding an identifier; the value is normalized like ingestion.",
+    )
+    search_profiles: ProfileConnection = strawberry.field(
+        resolver=queries.search_profiles,
+        description="Full-text search over names, emails and companies; best matches first.",
+    )
+    deal: Deal | None = strawberry.field(resolver=queries.deal)
+    account: Account | None = strawberry.field(resolver=queries.account)
     version: str = strawberry.field(
         resolver=resolve_version, description="The running service's version."
     )
 
 
-schema = strawberry.Schema(query=Query)
+# Types reachable only through `node` (an interface) must be named to the schema.
+NODE_TYPES = [Profile, CustomerRecord, Deal, Account, Interaction, Owner]
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or get_settings()
+    limits = Limits.from_settings(settings)
+    return GuardedSchema(
+        query=Query,
+        types=NODE_TYPES,
+        config=StrawberryConfig(
+            scalar_map=SCALAR_MAP, disable_field_suggestions=not settings.introspection_enabled
+        ),
+        extensions=[partial(QueryGuards, limits), ErrorPolicy],
+    )
+
+
+schema = build_schema()

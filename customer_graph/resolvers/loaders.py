@@ -1,0 +1,174 @@
+"""Per-request DataLoaders, named for what they load; each batch is one query (graph/reads.py).
+
+A request that returns 5 or 500 objects runs the same number of Cypher round trips: every field
+that needs data asks its loader, and the loader sends all the keys asked in one event-loop tick
+as one `UNWIND $ids` query, answering in key order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from customer_graph.graph import reads
+from customer_graph.graph.reads import (
+    AccountRow,
+    ComputedRow,
+    DealContactRow,
+    DealRow,
+    GraphReader,
+    IdentifierRow,
+    InteractionFilter,
+    InteractionPageKey,
+    InteractionRow,
+    MemberPageKey,
+    MembershipRow,
+    MergeEventRow,
+    OwnerRow,
+    Page,
+    ProfileRow,
+    RecordRow,
+    StageChangeRow,
+    TimelineEntry,
+    TimelinePageKey,
+)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _batch(
+    reader: GraphReader, read: Callable[[GraphReader, Sequence[K]], Awaitable[list[V]]]
+) -> Callable[[list[K]], Awaitable[list[V]]]:
+    return partial(read, reader)
+
+
+class ProfileByIdLoader(DataLoader[str, ProfileRow | None]):
+    """Current profile by id; a merged-away id gives the profile it was merged into."""
+
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.profiles_by_id))
+
+
+class IdentifiersByProfileLoader(DataLoader[str, list[IdentifierRow]]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.identifiers_by_profile))
+
+
+class IdentifierByKeyLoader(DataLoader[str, IdentifierRow | None]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.identifiers_by_key))
+
+
+class RecordsByProfileLoader(DataLoader[str, list[RecordRow]]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.records_by_profile))
+
+
+class RecordByKeyLoader(DataLoader[str, RecordRow | None]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.records_by_key))
+
+
+class ComputedTraitsByProfileLoader(DataLoader[str, ComputedRow | None]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.computed_by_profile))
+
+
+class MergeHistoryByProfileLoader(DataLoader[str, list[MergeEventRow]]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.merge_history_by_profile))
+
+
+class InteractionPageByProfileLoader(DataLoader[InteractionPageKey, Page[InteractionRow]]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.interactions_by_profile))
+
+
+class InteractionCountByProfileLoader(DataLoader[InteractionFilter, int]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.interaction_counts))
+
+
+class InteractionByIdLoader(DataLoader[str, InteractionRow | None]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.interactions_by_id))
+
+
+class TimelinePageByProfileLoader(DataLoader[TimelinePageKey, Page[TimelineEntry]]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.timeline_by_profile))
+
+
+class DealByIdLoader(DataLoader[str, DealRow | None]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.deals_by_id))
+
+
+class DealsByProfileLoader(DataLoader[str, list[DealRow]]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.deals_by_profile))
+
+
+class DealsByAccountLoader(DataLoader[str, list[DealRow]]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.deals_by_account))
+
+
+class StageHistoryByDealLoader(DataLoader[str, list[StageChangeRow]]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.stage_history_by_deal))
+
+
+class ContactsByDealLoader(DataLoader[str, list[DealContactRow]]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.contacts_by_deal))
+
+
+class AccountByIdLoader(DataLoader[str, AccountRow | None]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.accounts_by_id))
+
+
+class MembershipsByProfileLoader(DataLoader[str, list[MembershipRow]]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.memberships_by_profile))
+
+
+class MemberPageByAccountLoader(DataLoader[MemberPageKey, Page[MembershipRow]]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.members_by_account))
+
+
+class OwnerByIdLoader(DataLoader[str, OwnerRow | None]):
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.owners_by_id))
+
+
+class Loaders:
+    """The loaders of one request; build a new set to read fresh data (subscription events)."""
+
+    def __init__(self, reader: GraphReader) -> None:
+        self.profile_by_id = ProfileByIdLoader(reader)
+        self.identifiers_by_profile = IdentifiersByProfileLoader(reader)
+        self.identifier_by_key = IdentifierByKeyLoader(reader)
+        self.records_by_profile = RecordsByProfileLoader(reader)
+        self.record_by_key = RecordByKeyLoader(reader)
+        self.computed_traits_by_profile = ComputedTraitsByProfileLoader(reader)
+        self.merge_history_by_profile = MergeHistoryByProfileLoader(reader)
+        self.interaction_page_by_profile = InteractionPageByProfileLoader(reader)
+        self.interaction_count_by_profile = InteractionCountByProfileLoader(reader)
+        self.interaction_by_id = InteractionByIdLoader(reader)
+        self.timeline_page_by_profile = TimelinePageByProfileLoader(reader)
+        self.deal_by_id = DealByIdLoader(reader)
+        self.deals_by_profile = DealsByProfileLoader(reader)
+        self.deals_by_account = DealsByAccountLoader(reader)
+        self.stage_history_by_deal = StageHistoryByDealLoader(reader)
+        self.contacts_by_deal = ContactsByDealLoader(reader)
+        self.account_by_id = AccountByIdLoader(reader)
+        self.memberships_by_profile = MembershipsByProfileLoader(reader)
+        self.member_page_by_account = MemberPageByAccountLoader(reader)
+        self.owner_by_id = OwnerByIdLoader(reader)
