@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: install run test lint typecheck pytest bench neo4j-start neo4j-stop system-deps clean
+.PHONY: install run test lint typecheck pytest bench bench-1m neo4j-start neo4j-stop system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ test: install system-deps lint typecheck
 
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The scale figure at 1M customer records (hours on 2 cores; writes bench/results-1m.json).
+bench-1m: install
+	$(BIN)/python -m bench --size 1m $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

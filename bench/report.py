@@ -1,0 +1,246 @@
+"""Markdown tables of bench/results.json, one per figure, for docs/benchmarks.md.
+
+    python -m bench.report [bench/results.json] [docs/benchmarks.md]
+
+The tables replace what stands between the `<!-- results:start -->` and `<!-- results:end -->`
+markers of the document; the prose around them is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+START = "<!-- results:start -->"
+END = "<!-- results:end -->"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "pass" if value else "**miss**"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render(results: dict[str, Any], plots: str = "bench") -> str:
+    out: list[str] = []
+    m = results.get("machine", {})
+    out.append(
+        f"Run: size `{results.get('size')}`, started {results.get('started_at')}, "
+        f"{_fmt(results.get('seconds'))} s in all. Machine: {m.get('nproc')} cores "
+        f"({m.get('cpu')}), {m.get('memory_gib')} GiB, Python {m.get('python')}; load average "
+        f"at start {m.get('load_average_at_start')}. Bench Neo4j: heap "
+        f"{results.get('neo4j', {}).get('heap')}, page cache "
+        f"{results.get('neo4j', {}).get('pagecache_mb')} MB."
+    )
+    targets = results.get("targets", {})
+    if targets:
+        out.append("### Targets\n")
+        out.append(
+            _table(
+                ["target", "measured", "result"],
+                [[name, t.get("value"), t.get("pass")] for name, t in targets.items()],
+            )
+        )
+    ingest = results.get("ingest")
+    if ingest and "floor" in ingest:
+        out.append("### Ingestion over HTTP (resolution on) vs raw UNWIND MERGE\n")
+        floor = ingest["floor"]
+        out.append(
+            _table(
+                ["what", "events", "events/s", "floor/s", "ratio"],
+                [
+                    [
+                        "identify",
+                        ingest["identify"]["events"],
+                        ingest["identify"]["events_per_s"],
+                        floor["customers_per_s"],
+                        ingest.get("identify_ratio_to_floor"),
+                    ],
+                    [
+                        "track + page",
+                        ingest["track"]["events"],
+                        ingest["track"]["events_per_s"],
+                        floor["interactions_per_s"],
+                        _ratio(ingest["track"]["events_per_s"], floor["interactions_per_s"]),
+                    ],
+                    [
+                        "all",
+                        ingest["identify"]["events"] + ingest["track"]["events"],
+                        ingest["events_per_s"],
+                        floor["events_per_s"],
+                        ingest.get("ratio_to_floor"),
+                    ],
+                ],
+            )
+        )
+        out.append(f"\n![ingest]({plots}/ingest.png)")
+    imp = results.get("import")
+    if imp:
+        out.append("### CRM import (`customer-graph import`, Salesforce exports)\n")
+        rows = [[k, v["rows"], v["seconds"], v["rows_per_s"]] for k, v in imp["kinds"].items()]
+        rows.append(["all", imp["rows"], imp["seconds"], imp["rows_per_s"]])
+        out.append(_table(["kind", "rows", "seconds", "rows/s"], rows))
+        out.append(f"\n![import]({plots}/import.png)")
+    page = results.get("profile_page")
+    if page:
+        out.append(
+            f"### Profile page over HTTP at {_fmt(page['records'])} records vs Cypher floor\n"
+        )
+        rows = [
+            [
+                c,
+                v["p50_ms"],
+                v["p95_ms"],
+                v["p99_ms"],
+                v["requests_per_s"],
+                v["floor_p50_ms"],
+                v["floor_p95_ms"],
+                v["floor_requests_per_s"],
+                v["p50_ratio_to_floor"],
+            ]
+            for c, v in page["by_clients"].items()
+        ]
+        header = ["clients", "p50 ms", "p95 ms", "p99 ms", "req/s", "floor p50", "floor p95"]
+        out.append(_table([*header, "floor req/s", "p50 ratio"], rows))
+        out.append(f"\n![profile page]({plots}/profile_page.png)")
+    long_list = results.get("long_list")
+    if long_list:
+        out.append("### Long list: 1,000 timeline items in one query\n")
+        out.append(
+            _table(
+                ["query", "items", "p50 ms", "µs/item", "floor p50 ms", "floor µs/item", "ratio"],
+                [
+                    [
+                        long_list["mode"],
+                        long_list["items"],
+                        long_list["p50_ms"],
+                        long_list["per_item_us"],
+                        long_list["floor_p50_ms"],
+                        long_list["floor_per_item_us"],
+                        long_list["ratio_to_floor"],
+                    ]
+                ],
+            )
+        )
+        out.append(f"\n![long list]({plots}/long_list.png)")
+    points = results.get("scale", {}).get("points", [])
+    if points:
+        out.append("### Scale (one client)\n")
+        rows = []
+        for p in points:
+            pp, pi = p.get("profile_page", {}), p.get("profile_by_identifier", {})
+            rows.append(
+                [
+                    p["records"],
+                    pp.get("p50_ms"),
+                    pp.get("p95_ms"),
+                    pp.get("floor_p50_ms"),
+                    pi.get("p50_ms"),
+                    pi.get("p95_ms"),
+                    pi.get("floor_p50_ms"),
+                ]
+            )
+        header = ["records", "page p50", "page p95", "page floor p50", "byIdentifier p50"]
+        out.append(_table([*header, "byIdentifier p95", "byIdentifier floor p50"], rows))
+        out.append(f"\n![scale]({plots}/scale.png)")
+    steps = results.get("write_path", {}).get("steps", [])
+    if steps:
+        out.append("### Write path while loading (`write_batch`, resolution on)\n")
+        rows = [
+            [
+                s["total_records"],
+                s["customer_records"],
+                s["records_per_s"],
+                s["other_items"],
+                s["other_items_per_s"],
+                s.get("driver_retries_so_far"),
+            ]
+            for s in steps
+        ]
+        header = ["graph size after", "records", "records/s", "other items", "items/s"]
+        out.append(_table([*header, "driver retries (cumulative)"], rows))
+        out.append(f"\n![write path]({plots}/write_path.png)")
+    rr = results.get("re_resolution")
+    if rr:
+        out.append("### Full re-resolution (`customer-graph resolve`)\n")
+        out.append(
+            _table(
+                ["records", "seconds", "records/s"],
+                [[rr["records"], rr["seconds"], rr["records_per_s"]]],
+            )
+        )
+        out.append(f"\n![re-resolution]({plots}/re_resolution.png)")
+    q = results.get("quality")
+    if q:
+        out.append("### Resolution quality (same-person pairs)\n")
+        rows = [
+            [
+                name.replace("_", " "),
+                q[name]["precision"],
+                q[name]["recall"],
+                q[name]["f1"],
+                q[name]["records"],
+                q[name]["persons"],
+                q[name]["profiles"],
+            ]
+            for name in ("resolver_vs_truth", "oracle_vs_truth", "resolver_vs_oracle")
+        ]
+        header = ["comparison", "precision", "recall", "F1", "records", "true groups"]
+        out.append(_table([*header, "resolved groups"], rows))
+        out.append(f"\n![quality]({plots}/quality.png)")
+    mem = results.get("memory")
+    if mem and mem.get("api_peak_rss_mb") is not None:
+        out.append("### Memory of the API process\n")
+        out.append(
+            _table(
+                ["peak RSS (VmHWM) MiB", "RSS at end MiB"],
+                [[mem["api_peak_rss_mb"], mem["api_rss_at_end_mb"]]],
+            )
+        )
+        out.append(f"\n![memory]({plots}/memory.png)")
+    errors = results.get("errors")
+    if errors:
+        out.append("### Not measured in this run\n")
+        out.append(_table(["figure", "why"], [[k, v[:300]] for k, v in errors.items()]))
+    return "\n\n".join(out) + "\n"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def update(doc: Path, results: dict[str, Any]) -> None:
+    """Replace the tables between the markers of `doc` (append the markers if missing)."""
+    text = doc.read_text() if doc.exists() else ""
+    block = f"{START}\n\n{render(results)}\n{END}"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        text = head + block + tail
+    else:
+        text = text + ("\n" if text else "") + block + "\n"
+    doc.write_text(text)
+
+
+def main(argv: list[str]) -> int:
+    results = json.loads(Path(argv[0] if argv else "bench/results.json").read_text())
+    update(Path(argv[1] if len(argv) > 1 else "docs/benchmarks.md"), results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
