@@ -34,6 +34,18 @@ err = Console(stderr=True)
 out = Console()
 
 
+def _print_table(table: Table, rows: Sequence[tuple[str, ...]]) -> None:
+    """A table on a terminal; tab-separated lines (whole values, for scripts) otherwise."""
+    if not out.is_terminal:
+        print("\t".join(str(c.header) for c in table.columns))
+        for row in rows:
+            print("\t".join(row))
+        return
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+
+
 def _run(work: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(work)
@@ -76,9 +88,8 @@ def keys_list() -> None:
         async with driver_for(settings) as driver:
             return await list_keys(driver, settings.neo4j_database)
 
-    table = Table("id", "prefix", "scopes", "source", "created", "revoked")
-    for row in _run(work()):
-        table.add_row(
+    rows = [
+        (
             row.id,
             row.prefix + "…",
             ",".join(row.scopes),
@@ -86,7 +97,9 @@ def keys_list() -> None:
             row.created_at.isoformat(timespec="seconds"),
             row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else "",
         )
-    out.print(table)
+        for row in _run(work())
+    ]
+    _print_table(Table("id", "prefix", "scopes", "source", "created", "revoked"), rows)
 
 
 @keys_app.command("revoke")
@@ -125,16 +138,17 @@ def dead_letters_list(
                 limit=limit,
             )
 
-    table = Table("id", "type", "status", "last failed", "reason")
-    for d in _run(work()):
-        table.add_row(
+    rows = [
+        (
             d.id,
             str(d.payload.get("type", d.kind)),
             d.status,
             d.last_failed_at.isoformat(timespec="seconds"),
             d.reason[:120],
         )
-    out.print(table)
+        for d in _run(work())
+    ]
+    _print_table(Table("id", "type", "status", "last failed", "reason"), rows)
 
 
 @dataclass
