@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: install run test lint typecheck pytest bench bench-1m neo4j-start neo4j-stop system-deps clean
+.PHONY: install node-deps graphiql graphiql-check run test lint typecheck pytest bench bench-1m neo4j-start neo4j-stop system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,17 @@ $(STAMP): pyproject.toml
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
+
+# Node is for the tests and the GraphiQL build only; `make run` serves the committed bundle.
+node-deps: $(NODE_STAMP)
+
+# Rebuild customer_graph/static/graphiql/ from the npm packages (commit the result).
+graphiql: node-deps
+	node scripts/build-graphiql.mjs
+
+# Fails when the committed GraphiQL bundle differs from a fresh build.
+graphiql-check: node-deps
+	node scripts/build-graphiql.mjs --check
 
 install: $(STAMP)
 
@@ -43,7 +54,7 @@ typecheck: install
 pytest: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: install system-deps lint typecheck
+test: install system-deps node-deps lint typecheck graphiql-check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install

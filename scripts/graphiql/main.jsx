@@ -1,9 +1,10 @@
 // The GraphiQL page of customer-graph, bundled by scripts/build-graphiql.mjs into
 // customer_graph/static/graphiql/. The service serves it itself: no CDN, works offline.
+import { useSchemaStore } from "@graphiql/react";
 import { createGraphiQLFetcher } from "@graphiql/toolkit";
 import { GraphiQL } from "graphiql";
 import "graphiql/style.css";
-import { StrictMode } from "react";
+import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 
 // The server writes its settings into a JSON element, so the page needs no inline script
@@ -32,8 +33,22 @@ function updateUrl(key, value) {
   window.history.replaceState(null, "", search ? `?${search}` : window.location.pathname);
 }
 
-createRoot(document.getElementById("graphiql")).render(
-  <StrictMode>
+// The schema is fetched once at load. Without an API key that fails (401); when the user then
+// types a key into the Headers tab, fetch it again so the Docs and autocompletion appear.
+function IntrospectOnNewHeaders({ headers }) {
+  const fetchError = useSchemaStore((state) => state.fetchError);
+  const introspect = useSchemaStore((state) => state.introspect);
+  useEffect(() => {
+    if (!fetchError) return undefined;
+    const timer = setTimeout(introspect, 500);
+    return () => clearTimeout(timer);
+  }, [headers]); // only an edit of the headers triggers it, not the failure itself
+  return null;
+}
+
+function App() {
+  const [headers, setHeaders] = useState(params.get("headers") ?? "");
+  return (
     <GraphiQL
       fetcher={fetcher}
       defaultQuery={config.defaultQuery}
@@ -42,10 +57,21 @@ createRoot(document.getElementById("graphiql")).render(
       headers={params.get("headers") ?? undefined}
       onEditQuery={(value) => updateUrl("q", value)}
       onEditVariables={(value) => updateUrl("variables", value)}
+      onEditHeaders={setHeaders}
       defaultEditorToolsVisibility="headers"
       isHeadersEditorEnabled
       shouldPersistHeaders={false}
       inputValueDeprecation
-    />
+    >
+      <GraphiQL.Footer>
+        <IntrospectOnNewHeaders headers={headers} />
+      </GraphiQL.Footer>
+    </GraphiQL>
+  );
+}
+
+createRoot(document.getElementById("graphiql")).render(
+  <StrictMode>
+    <App />
   </StrictMode>,
 );
