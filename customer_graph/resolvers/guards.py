@@ -152,7 +152,7 @@ class Analysis:
                     operation,
                 )
             )
-        if self.cost > limits.max_cost:
+        elif self.cost > limits.max_cost:
             self.errors.append(
                 _error(
                     f"The query may return {self.cost} objects; at most {limits.max_cost} "

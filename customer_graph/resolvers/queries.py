@@ -12,6 +12,7 @@ from customer_graph.graph.reads import SearchPageKey
 from customer_graph.graph.records import IdentifierIn
 from customer_graph.graph.resolution import resolution_config
 from customer_graph.resolvers.context import Info
+from customer_graph.resolvers.errors import INVALID_CURSOR, ApiError
 from customer_graph.resolvers.paging import check_first, check_list
 from customer_graph.schema.account import Account, load_account
 from customer_graph.schema.deal import Deal, load_deal
@@ -35,6 +36,8 @@ from customer_graph.schema.profile import (
 )
 
 DEFAULT_SEARCH_PAGE = 20
+# Search pages by offset (scores are not stable keys); deep pages cost the index a full ranking.
+MAX_SEARCH_OFFSET = 10_000
 
 
 async def _load_node(info: Info, type_name: str, raw_id: str) -> Node | None:
@@ -103,7 +106,9 @@ async def search_profiles(
     offset = 0
     if after is not None:
         text = decode_cursor(after, 1)[0]
-        offset = int(text) + 1 if text.isdigit() else 0
+        if not text.isdigit() or int(text) >= MAX_SEARCH_OFFSET:
+            raise ApiError("The cursor is not valid for this connection.", INVALID_CURSOR)
+        offset = int(text) + 1
     page = await reads.search_profiles(
         info.context.reader, SearchPageKey(query=query, first=size, offset=offset)
     )

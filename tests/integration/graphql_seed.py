@@ -8,6 +8,8 @@ unique, so tests share the database safely.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import httpx
 from neo4j import AsyncDriver
 
+from customer_graph.app import create_app
 from customer_graph.graph.records import (
     AccountIn,
     CustomerIn,
@@ -31,7 +34,7 @@ from customer_graph.graph.records import (
 from customer_graph.graph.resolution import resolution_config
 from customer_graph.graph.writes import write_batch
 from customer_graph.settings import Settings
-from tests.helpers import assert_no_errors, unique
+from tests.helpers import asgi_client, assert_no_errors, unique
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -200,3 +203,97 @@ async def seed_person(
         won_deal_id=won_deal,
         interaction_ids=[r.id for r in rows],
     )
+
+
+async def seed_many(
+    driver: AsyncDriver, settings: Settings, n: int, interactions: int = 12
+) -> list[str]:
+    """`n` profiles in one write batch, each with two identifiers, `interactions` interactions
+    and an open deal with two stage changes; returns their profile ids."""
+    tag = unique("many").replace("-", "")
+    customers, rows, deals, changes = [], [], [], []
+    for p in range(n):
+        sid = f"{tag}-{p}"
+        customers.append(
+            CustomerIn(
+                source="crm",
+                source_id=sid,
+                traits={"name": f"Person {sid}"},
+                identifiers=(
+                    IdentifierIn("email", f"{sid}@example.com"),
+                    IdentifierIn("user_id", f"u-{sid}"),
+                ),
+                seen_at=T0,
+            )
+        )
+        rows += [
+            InteractionIn(
+                id=f"i-{sid}-{k}",
+                source="crm",
+                customer_source_id=sid,
+                type=("call", "email", "meeting")[k % 3],
+                occurred_at=T0 + timedelta(hours=k),
+                owner_id=f"own-{tag}",
+            )
+            for k in range(interactions)
+        ]
+        deals.append(
+            DealIn(
+                f"d-{sid}",
+                name=f"Deal {sid}",
+                amount=100.0,
+                status="open",
+                stage="proposal",
+                owner_id=f"own-{tag}",
+                contacts=(DealContactIn("crm", sid, role="buyer"),),
+            )
+        )
+        changes += [
+            StageChangeIn(f"d-{sid}", "qualified", T0, from_stage="new"),
+            StageChangeIn(f"d-{sid}", "proposal", T0 + timedelta(days=1), from_stage="qualified"),
+        ]
+    profiles = await write(
+        driver,
+        settings,
+        WriteBatch(
+            customers=tuple(customers),
+            owners=(OwnerIn(f"own-{tag}", name="Owner"),),
+            deals=tuple(deals),
+            interactions=tuple(rows),
+            stage_changes=tuple(changes),
+        ),
+    )
+    return [profiles[customer_key("crm", f"{tag}-{p}")] for p in range(n)]
+
+
+class CountingDriver:
+    """The real driver, counting the Cypher it is asked to run (queries and sessions)."""
+
+    def __init__(self, driver: AsyncDriver) -> None:
+        self._driver = driver
+        self.queries: list[str] = []
+
+    async def execute_query(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        self.queries.append(str(query))
+        return await self._driver.execute_query(query, *args, **kwargs)
+
+    def session(self, *args: Any, **kwargs: Any) -> Any:
+        self.queries.append("<session>")
+        return self._driver.session(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._driver, name)
+
+
+@asynccontextmanager
+async def counting_client(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, CountingDriver]]:
+    """The app over HTTP, its driver counting every query once start-up work is done."""
+    app = create_app(settings)
+    async with asgi_client(app) as client:
+        state = app.state.cg
+        await state.schema_ready.wait()
+        counting = CountingDriver(state.driver)
+        state.driver = counting
+        yield client, counting

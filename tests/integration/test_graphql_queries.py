@@ -56,7 +56,7 @@ async def test_profile_by_merged_away_id_is_the_survivor(
     client: httpx.AsyncClient, person: Person
 ) -> None:
     for id_ in (person.merged_id, gid("Profile", person.merged_id), person.profile_id):
-        got = (await data(client, "query($id: ID!) { profile(id: $id) { id } }", id=id_))
+        got = await data(client, "query($id: ID!) { profile(id: $id) { id } }", id=id_)
         assert got["profile"] == {"id": gid("Profile", person.profile_id)}
     for id_ in (gid("Deal", person.open_deal_id), unique("nobody")):
         got = await data(client, "query($id: ID!) { profile(id: $id) { id } }", id=id_)
@@ -213,9 +213,7 @@ def _when(node: dict[str, str]) -> datetime:
     return at(node.get("occurredAt") or node.get("changedAt") or node["at"])
 
 
-async def test_timeline_is_one_feed_newest_first(
-    client: httpx.AsyncClient, person: Person
-) -> None:
+async def test_timeline_is_one_feed_newest_first(client: httpx.AsyncClient, person: Person) -> None:
     full = (await data(client, TIMELINE, id=person.profile_id, first=100))["profile"]["timeline"]
     nodes = [e["node"] for e in full["edges"]]
     kinds = [n["__typename"] for n in nodes]
@@ -260,9 +258,10 @@ async def test_deals_with_stage_history_owner_account_contacts(
     [deal] = (await data(client, DEALS, id=person.profile_id, status="OPEN"))["profile"]["deals"]
     assert deal["id"] == gid("Deal", person.open_deal_id)
     assert (deal["amount"], deal["currency"], deal["status"]) == (5000.0, "EUR", "OPEN")
-    assert [
-        (s["fromStage"], s["toStage"], s["durationSeconds"]) for s in deal["stageHistory"]
-    ] == [("new", "qualified", 3 * 86400), ("qualified", "proposal", None)]
+    assert [(s["fromStage"], s["toStage"], s["durationSeconds"]) for s in deal["stageHistory"]] == [
+        ("new", "qualified", 3 * 86400),
+        ("qualified", "proposal", None),
+    ]
     assert deal["owner"] == {"id": gid("Owner", person.owner_id), "name": "Sam Seller"}
     assert deal["account"]["id"] == gid("Account", person.account_id)
     assert deal["contacts"] == [
@@ -363,9 +362,9 @@ async def test_search_profiles_with_cursor_pagination(
     first = (await data(client, SEARCH, q=company.lower(), first=2))["searchProfiles"]
     assert first["totalCount"] == 3  # merged-away profiles are not results
     assert first["pageInfo"]["hasNextPage"] is True
-    rest = (
-        await data(client, SEARCH, q=company, first=2, after=first["pageInfo"]["endCursor"])
-    )["searchProfiles"]
+    rest = (await data(client, SEARCH, q=company, first=2, after=first["pageInfo"]["endCursor"]))[
+        "searchProfiles"
+    ]
     assert rest["pageInfo"]["hasNextPage"] is False
     found = [e["node"]["id"] for e in first["edges"] + rest["edges"]]
     assert sorted(found) == sorted(expected)
