@@ -25,7 +25,6 @@ from rich.table import Table
 from customer_graph.graph.constraints import ensure_schema
 from customer_graph.graph.driver import driver_for, translate_unavailable
 from customer_graph.graph.errors import GraphUnavailableError
-from customer_graph.graph.resolution import resolution_config
 from customer_graph.ingestion.importers.mapping import Kind, LayoutError
 from customer_graph.ingestion.importers.reader import ImportFormat, ReaderError
 from customer_graph.ingestion.importers.runner import (
@@ -157,9 +156,8 @@ def import_command(
 async def _run(settings: Settings, options: ImportOptions, show_progress: bool) -> ImportSummary:
     async with driver_for(settings) as driver:
         await translate_unavailable(lambda: ensure_schema(driver, settings.neo4j_database))
-        config = resolution_config(settings)
         if not show_progress:
-            return await run_import(driver, settings.neo4j_database, config, options)
+            return await run_import(driver, settings, options)
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -174,7 +172,7 @@ async def _run(settings: Settings, options: ImportOptions, show_progress: bool) 
             def progress(done: int, rows: int) -> None:
                 bar.update(task, completed=done, rows=rows)
 
-            return await run_import(driver, settings.neo4j_database, config, options, progress)
+            return await run_import(driver, settings, options, progress)
 
 
 def _print_summary(summary: ImportSummary) -> None:

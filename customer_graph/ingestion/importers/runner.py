@@ -1,11 +1,13 @@
 """Run an import: read rows, map them, write chunks through the write path, keep the rejects.
 
-Each chunk of `batch_size` rows is one `write_batch` call, hence one managed transaction: a row is
-written whole or not at all. A row that fails validation goes to the rejects file with its row
-number and reason. If a chunk fails to write for a reason other than availability, it is split
-in halves until the failing rows are isolated and rejected; the others are written. If Neo4j is
-unavailable the import stops with the count of rows committed; since every id is derived from the
-source's record ids, rerunning the same import later writes nothing twice.
+Each chunk of `batch_size` rows is one managed transaction (the write path's `write_batch_tx`,
+identity resolution included): a row is written whole or not at all. Rows naming an erased person
+are refused in that same transaction, as the tracking API refuses them, and rejected. A row that
+fails validation goes to the rejects file with its row number and reason. If a chunk fails to
+write for a reason other than availability, it is split in halves until the failing rows are
+isolated and rejected; the others are written. If Neo4j is unavailable the import stops with the
+count of rows committed; since every id is derived from the source's record ids, rerunning the
+same import later writes nothing twice.
 
 Memory is bounded by one chunk: nothing accumulates per row.
 """
@@ -22,12 +24,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-from neo4j import AsyncDriver
+from neo4j import AsyncDriver, AsyncManagedTransaction
 
 from customer_graph.graph.errors import GraphUnavailableError, GraphWriteError
+from customer_graph.graph.messages import write_deduplicated
+from customer_graph.graph.privacy import find_suppressed_tx
 from customer_graph.graph.records import OwnerIn, WriteBatch, WriteResult
-from customer_graph.graph.resolution import ResolutionConfig
-from customer_graph.graph.writes import write_batch
+from customer_graph.graph.resolution import ResolutionConfig, resolution_config
+from customer_graph.graph.writes import write_batch_tx
 from customer_graph.ingestion.importers.mapping import (
     ImportContext,
     Kind,
@@ -36,6 +40,7 @@ from customer_graph.ingestion.importers.mapping import (
 )
 from customer_graph.ingestion.importers.presets import preset as preset_named
 from customer_graph.ingestion.importers.reader import ExportReader, ImportFormat, SourceRow
+from customer_graph.settings import Settings
 
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 10_000
@@ -179,14 +184,6 @@ def _cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-@dataclass
-class _Chunk:
-    rows: list[tuple[SourceRow, WriteBatch]] = field(default_factory=list)
-
-    def batch(self) -> WriteBatch:
-        return combine(batch for _, batch in self.rows)
-
-
 def combine(batches: Iterator[WriteBatch] | list[WriteBatch]) -> WriteBatch:
     """One batch of many rows' records; owners named by several rows are written once."""
     customers: list[Any] = []
@@ -221,20 +218,29 @@ def combine(batches: Iterator[WriteBatch] | list[WriteBatch]) -> WriteBatch:
     )
 
 
+SUPPRESSED = "suppressed: the row names a person whose data was erased"
+
+
 class _Run:
     def __init__(
         self,
         driver: AsyncDriver,
-        database: str,
+        settings: Settings,
         config: ResolutionConfig,
         summary: ImportSummary,
         rejects: RejectsWriter,
     ) -> None:
         self.driver = driver
-        self.database = database
+        self.settings = settings
         self.config = config
         self.summary = summary
         self.rejects = rejects
+
+    async def _write_tx(self, tx: AsyncManagedTransaction, batch: WriteBatch) -> WriteResult:
+        return await write_batch_tx(tx, combine([batch]), self.config)
+
+    async def _screen(self, tx: AsyncManagedTransaction, batch: WriteBatch) -> set[tuple[str, int]]:
+        return {(h.part, h.index) for h in await find_suppressed_tx(tx, self.settings, batch)}
 
     def reject(self, row: SourceRow, reason: str) -> None:
         self.summary.rejected += 1
@@ -246,9 +252,10 @@ class _Run:
         """Write rows in one transaction; on a write error, bisect to reject only the culprits."""
         if not rows:
             return
+        units = [(None, batch) for _, batch in rows]
         try:
-            result = await write_batch(
-                self.driver, self.database, combine([b for _, b in rows]), self.config
+            outcome = await write_deduplicated(
+                self.driver, self.settings.neo4j_database, units, self._write_tx, self._screen
             )
         except GraphWriteError as e:
             if len(rows) == 1:
@@ -258,7 +265,9 @@ class _Run:
             await self.write(rows[:middle])
             await self.write(rows[middle:])
             return
-        self._count(result, len(rows))
+        for index in sorted(outcome.screened):
+            self.reject(rows[index][0], SUPPRESSED)
+        self._count(outcome.result, len(rows) - len(outcome.screened))
 
     def _count(self, result: WriteResult, rows: int) -> None:
         self.summary.transactions += 1
@@ -270,8 +279,7 @@ class _Run:
 
 async def run_import(
     driver: AsyncDriver,
-    database: str,
-    config: ResolutionConfig,
+    settings: Settings,
     options: ImportOptions,
     progress: ProgressFn | None = None,
 ) -> ImportSummary:
@@ -297,7 +305,7 @@ async def run_import(
     )
     rejects_path = options.rejects_path(reader.format)
     with reader, RejectsWriter(rejects_path, lambda: reader.header) as rejects:
-        run = _Run(driver, database, config, summary, rejects)
+        run = _Run(driver, settings, resolution_config(settings), summary, rejects)
         chunk: list[tuple[SourceRow, WriteBatch]] = []
         try:
             for row in reader:
