@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import functools
 import importlib
 import json
@@ -45,7 +46,14 @@ from neo4j import AsyncDriver
 
 from bench import floors
 from bench.api import ApiServer, LoadResult, percentile, run_load
-from bench.generator import Dataset, GeneratorConfig, generate, segment_messages, write_batches
+from bench.generator import (
+    Dataset,
+    GeneratorConfig,
+    components,
+    generate,
+    segment_messages,
+    write_batches,
+)
 from bench.neo4j import BenchNeo4jConfig, running_bench_neo4j
 from bench.quality import pair_quality, resolved_profiles
 from customer_graph.graph.constraints import ensure_schema
@@ -247,6 +255,11 @@ query LongListNodes($ids: [ID!]!) {
 )
 
 
+def profile_global_id(profile_id: str) -> str:
+    """The Relay global id of a profile (base64 of `Profile:<id>`)."""
+    return base64.b64encode(f"Profile:{profile_id}".encode()).decode("ascii")
+
+
 def profile_page_document() -> str:
     """The profile page query: bench/profile_page.py's when it defines one, else ours."""
     theirs = optional("bench.profile_page", "PROFILE_PAGE_QUERY")
@@ -446,11 +459,12 @@ async def fig_long_list(run: Run) -> None:
     except GraphQLFailure as e:
         log(f"timeline(first: 1000) refused ({e}); using nodes(ids) x timeline(first: 100)")
         mode = f"nodes({len(heavy[:10])} profiles) x timeline(first: 100)"
-        body = await run.gql.query(LONG_LIST_NODES, {"ids": heavy[:10]})
+        global_ids = [profile_global_id(pid) for pid in heavy[:10]]
+        body = await run.gql.query(LONG_LIST_NODES, {"ids": global_ids})
         items = sum(len(n["timeline"]["edges"]) for n in body["data"]["nodes"] if n)
 
         async def call(_: int) -> bool:
-            return await run.gql.ok(LONG_LIST_NODES, {"ids": heavy[:10]})
+            return await run.gql.ok(LONG_LIST_NODES, {"ids": global_ids})
 
     async def floor_call(_: int) -> bool:
         per = 1000 if mode.startswith("profile") else 100
@@ -475,10 +489,11 @@ async def fig_long_list(run: Run) -> None:
 
 async def fig_quality(run: Run) -> None:
     truth: dict[str, str] = {}
-    oracle: dict[str, str] = {}
+    link_keys: dict[str, tuple[str, ...]] = {}
     for data in run.datasets:
         truth.update(data.truth)
-        oracle.update(data.oracle)
+        link_keys.update(data.link_keys)
+    oracle = components(link_keys)
     resolved = await resolved_profiles(run.driver, run.settings.neo4j_database, list(truth))
     run.record_profiles.update(resolved)
     run.results["quality"] = {
@@ -526,6 +541,7 @@ async def fig_ingest(run: Run) -> None:
         records=run.size.ingest_people * 2,
         seed=41,
         prefix="ing-",
+        block=4,
         p_web=1.0,
         p_crm=0.0,
         p_app=0.3,
@@ -557,7 +573,7 @@ async def fig_ingest(run: Run) -> None:
             "statuses": {str(k): v for k, v in statuses.items()},
         }
         log(f"ingest {name}: {json.dumps(out[name])}")
-    floor_data = generate(replace(config, prefix="ingf-"))
+    floor_data = generate(replace(config, prefix="ingf-", block=5))
     floor = await floors.raw_merge(run.driver, run.settings.neo4j_database, floor_data)
     out["floor"] = floor
     total_events = out["identify"]["events"] + out["track"]["events"]
@@ -583,6 +599,7 @@ async def fig_import(run: Run) -> None:
         records=run.size.import_records,
         seed=43,
         prefix="imp-",
+        block=6,
         p_web=0.0,
         p_crm=1.0,
         p_app=0.0,
@@ -653,6 +670,7 @@ async def load_step(run: Run, *, step: int, records: int) -> None:
         records=records - already,
         seed=7 + step,
         prefix=f"s{step}-",
+        block=step,
         heavy_people=run.size.heavy_people if step == 0 else 0,
     )
     t0 = time.perf_counter()

@@ -78,6 +78,7 @@ BLOCKED_PHONES = ("0000000000", "-1", "000-000-0000", "null")
 MALFORMED_EMAILS = ("not-an-email", "jane@", "@@example", "john.doe at mail", "a@b")
 MALFORMED_PHONES = ("12", "call me", "555", "+0 000", "phone")
 
+PHONE_BLOCK = 20_000_000  # phone serials per block: 8 blocks fill the 160M numbers we use
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 YEAR_S = 365 * 24 * 3600
 
@@ -89,6 +90,7 @@ class GeneratorConfig:
     records: int
     seed: int = 7
     prefix: str = ""  # namespaces every id, so several data sets can share one graph
+    block: int = 0  # phone numbers of data sets with different blocks never collide (0-7)
     p_web: float = 0.7
     p_crm: float = 0.5
     p_app: float = 0.35
@@ -181,8 +183,11 @@ class _Gen:
     # -- small helpers ---------------------------------------------------------------------
 
     def uid(self, kind: str) -> str:
+        """An 18-character id in Salesforce's shape: a 3-character key prefix (003 contact,
+        001 account, 006 opportunity, 00T task), the data set's prefix, then a serial."""
         self.counter += 1
-        return f"{self.c.prefix}{kind}{self.counter:08d}"
+        tag = "".join(ch for ch in self.c.prefix if ch.isalnum()).upper()
+        return f"{kind}{tag}{self.counter:0{max(1, 15 - len(tag))}d}"
 
     def message_id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -200,11 +205,16 @@ class _Gen:
                 return k
             k += 1
 
+    def phone(self, serial: int) -> str:
+        """A valid US number (E.164), distinct for each serial within the config's `block`."""
+        n = self.c.block * PHONE_BLOCK + serial % PHONE_BLOCK
+        area = AREA_CODES[n % len(AREA_CODES)]
+        rest = n // len(AREA_CODES)
+        return f"+1{area}{200 + (rest // 10_000) % 800}{rest % 10_000:04d}"
+
     def person(self, index: int) -> Person:
         first, last = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
-        area = AREA_CODES[index % len(AREA_CODES)]
-        n = index // len(AREA_CODES)
-        phone = f"+1{area}{200 + (n // 10_000) % 800}{n % 10_000:04d}"
+        phone = self.phone(2 * index)
         email = f"{self.c.prefix}{first}.{last}.{index}@{self.rng.choice(MAIL_DOMAINS)}"
         return Person(
             index=index,
@@ -272,10 +282,8 @@ class _Gen:
         serial = self.uid("x")
         if kind == "email":
             other = f"{self.c.prefix}{person.first}.{serial}@work.example"
-        else:  # a number of its own: exchanges 300-999 are never a person's main phone
-            n = self.counter
-            area = AREA_CODES[(n // 7_000_000) % len(AREA_CODES)]
-            other = f"+1{area}{300 + (n // 10_000) % 700}{n % 10_000:04d}"
+        else:  # a number of its own: odd serials are never a person's main phone
+            other = self.phone(2 * self.counter + 1)
         return (kind, other, f"{kind}:{other}")
 
     # -- sources ---------------------------------------------------------------------------
@@ -286,7 +294,7 @@ class _Gen:
         login_anon: list[str] = []
         first_seen = self.when()
         for _ in range(sessions):
-            anon = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+            anon = f"{self.c.prefix}{uuid.UUID(int=self.rng.getrandbits(128), version=4)}"
             seen = self.when(first_seen)
             record = self.add_customer(
                 person, "web", anon, [("anonymous_id", anon, f"anonymous_id:{anon}")], {}, seen
@@ -453,7 +461,7 @@ class _Gen:
         index = {c.key: i for i, c in enumerate(self.data.customers)}
         for s in range(self.c.super_connectors):
             if s % 2 == 0:
-                kind, value = "phone", f"+1{AREA_CODES[s % len(AREA_CODES)]}55501{s:02d}"
+                kind, value = "phone", self.phone(PHONE_BLOCK - 1 - s)
                 canonical = value
             else:
                 kind, value = "email", f"{self.c.prefix}team{s}@shared-inbox.example"
@@ -700,7 +708,7 @@ def crm_rows(data: Dataset) -> dict[str, list[dict[str, str]]]:
     for n, s in enumerate(data.stage_changes):
         rows["stage-changes"].append(
             {
-                "Id": f"{data.config.prefix}008{n:08d}",
+                "Id": f"008{n:015d}",
                 "OpportunityId": s.deal_id,
                 "StageName": s.to_stage,
                 "CreatedDate": _iso(s.changed_at) or "",

@@ -133,3 +133,23 @@ def test_crm_csv(tmp_path: Path) -> None:
             read = list(csv.DictReader(f))
         assert read == rows[kind]
     assert len(rows["contacts"]) == sum(1 for c in data.customers if c.source == "crm")
+
+
+def test_data_sets_with_other_prefix_and_block_share_no_identifier() -> None:
+    a = generate(GeneratorConfig(records=400, seed=1, prefix="a-", block=0, heavy_people=1))
+    b = generate(GeneratorConfig(records=400, seed=1, prefix="b-", block=1, heavy_people=1))
+    keys_a = {k for idents in a.link_keys.values() for k in idents}
+    keys_b = {k for idents in b.link_keys.values() for k in idents}
+    assert not keys_a & keys_b
+    assert not set(a.truth) & set(b.truth)
+
+
+def test_generated_phones_and_emails_normalize_to_their_link_keys() -> None:
+    from customer_graph.graph.normalize import DEFAULT_BLOCKED_PATTERNS, normalize_identifiers
+
+    data = generate(SMALL)
+    for customer in data.customers[:300]:
+        found = normalize_identifiers(
+            customer.identifiers, default_region="US", blocked_patterns=DEFAULT_BLOCKED_PATTERNS
+        )
+        assert {i.key for i in found} == set(data.link_keys[customer.key])
