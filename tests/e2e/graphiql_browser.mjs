@@ -2,7 +2,9 @@
 // Input: one JSON object on stdin
 //   {url, steps: [{query, headers?, expect}], docs?: "text", screenshot?, timeoutMs?}.
 // Output: one JSON object on stdout
-//   {results: [{text}], docs, outside, consoleErrors: [{phase, text}], pageErrors}.
+//   {opened: {status, text}, results: [{text}], docs, outside, consoleErrors: [{phase, text}],
+//    pageErrors}.
+// With no steps, the page is only opened (`opened` says what the browser got).
 // Console errors are tagged with the phase they happened in: "load" (before the first step
 // typed its headers) or "run". Every request leaving the server's origin is aborted and
 // reported in `outside`. With `docs`, the Docs panel is opened and its text returned once it
@@ -48,6 +50,7 @@ const pageErrors = [];
 const results = [];
 let phase = "load";
 let docs = null;
+let opened = null;
 
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath: input.executablePath ?? "/usr/bin/chromium",
@@ -71,9 +74,11 @@ try {
     return route.abort();
   });
 
-  await page.goto(input.url, { waitUntil: "load" });
+  const navigation = await page.goto(input.url, { waitUntil: "load" });
+  const text = await page.locator("body").innerText();
+  opened = { status: navigation.status(), text: text.slice(0, 2000) };
   const queryEditor = page.locator(".graphiql-query-editor");
-  await queryEditor.locator(".CodeMirror").waitFor();
+  if (input.steps.length) await queryEditor.locator(".CodeMirror").waitFor();
 
   for (const step of input.steps) {
     if (step.headers !== undefined) {
@@ -98,4 +103,4 @@ try {
   await context.close();
   await rm(userDataDir, { recursive: true, force: true });
 }
-console.log(JSON.stringify({ results, docs, outside, consoleErrors, pageErrors }));
+console.log(JSON.stringify({ opened, results, docs, outside, consoleErrors, pageErrors }));

@@ -17,7 +17,6 @@ import pytest
 from neo4j import AsyncDriver
 
 from customer_graph import __version__
-from customer_graph.schema import schema
 from customer_graph.settings import PROJECT_ROOT
 from tests.e2e.live_server import live_server, run_node
 from tests.helpers import unique
@@ -29,13 +28,9 @@ ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 DEV_KEY = f"cg_browser_{unique('key')}"
 HEADERS = json.dumps({"Authorization": f"Bearer {DEV_KEY}"})
 
-UPSERT_CUSTOMER = """
-mutation Seed($input: UpsertCustomerInput!) {
-  upsertCustomer(input: $input) { profile { id } userErrors { field message code } }
-}
+PROFILE_BY_EMAIL = """
+query ($email: String!) { profileByIdentifier(type: "email", value: $email) { id } }
 """
-QUERY_FIELDS = '{ __type(name: "Query") { fields { name } } }'
-MUTATION_FIELDS = '{ __type(name: "Mutation") { fields { name } } }'
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +71,6 @@ def shown_json(report: dict[str, Any], step: int) -> dict[str, Any]:
     return shown
 
 
-def field_names(document: str) -> set[str]:
-    result = schema.execute_sync(document)
-    assert result.errors is None, result.errors
-    assert result.data is not None
-    type_ = result.data["__type"]
-    return {f["name"] for f in type_["fields"]} if type_ else set()
-
-
 def test_graphiql_runs_a_query_from_the_service_alone(server: str) -> None:
     report = run_graphiql(
         server,
@@ -96,41 +83,51 @@ def test_graphiql_runs_a_query_from_the_service_alone(server: str) -> None:
     assert "query: Query" in report["docs"].replace("\n", " ")
 
 
-@pytest.mark.skipif(
-    not {"profile"} <= field_names(QUERY_FIELDS)
-    or not {"upsertCustomer"} <= field_names(MUTATION_FIELDS),
-    reason="the schema has no profile query or upsertCustomer mutation yet (issue 5, items 1-3)",
-)
 def test_graphiql_shows_a_profile_seeded_through_the_api(server: str) -> None:
+    user_id = unique("graphiql-user")
     email = f"{unique('graphiql')}@example.com"
-    seeded = httpx.post(
+    auth = {"Authorization": f"Bearer {DEV_KEY}"}
+    # A person arrives through the tracking API, as a Segment SDK would send them.
+    identify = httpx.post(
+        f"{server}/v1/identify",
+        json={"userId": user_id, "traits": {"email": email.upper(), "firstName": "Ada"}},
+        headers=auth,
+        timeout=30,
+    )
+    assert identify.status_code == 200, identify.text
+    found = httpx.post(
         f"{server}/graphql",
-        json={
-            "query": UPSERT_CUSTOMER,
-            "variables": {
-                "input": {
-                    "source": "dev",
-                    "sourceId": unique("graphiql"),
-                    "traits": {"firstName": "Ada", "email": email},
-                    "identifiers": [{"type": "email", "value": email}],
-                }
-            },
-        },
-        headers={"Authorization": f"Bearer {DEV_KEY}"},
+        json={"query": PROFILE_BY_EMAIL, "variables": {"email": email}},
+        headers=auth,
         timeout=30,
     ).json()
-    assert "errors" not in seeded, seeded
-    payload = seeded["data"]["upsertCustomer"]
-    assert payload["userErrors"] == [], payload
-    profile_id = payload["profile"]["id"]
+    assert "errors" not in found, found
+    profile_id = found["data"]["profileByIdentifier"]["id"]
 
-    query = f'{{\n  profile(id: "{profile_id}") {{\n    id\n    email\n  }}\n}}'
+    query = (
+        f'{{\n  profile(id: "{profile_id}") {{\n    id\n    email\n'
+        "    records { source sourceId }\n  }\n}"
+    )
     report = run_graphiql(
         server,
         [
             {"headers": HEADERS, "query": "{ version }", "expect": __version__},
-            {"query": query, "expect": email},
+            {"query": query, "expect": user_id},
         ],
         "graphiql-profile.png",
     )
-    assert shown_json(report, 1)["data"] == {"profile": {"id": profile_id, "email": email}}
+    shown = shown_json(report, 1)["data"]["profile"]
+    assert shown["id"] == profile_id
+    assert shown["email"] == email  # normalized: lower-cased
+    assert shown["records"] == [{"source": "dev", "sourceId": user_id}]
+
+
+def test_graphiql_switched_off_gives_a_browser_no_ide(driver: AsyncDriver) -> None:
+    off = {"CUSTOMER_GRAPH_DEV_KEY": DEV_KEY, "CUSTOMER_GRAPH_GRAPHIQL_ENABLED": "false"}
+    with live_server(**off) as base:
+        report = run_node(DRIVER, stdin={"url": f"{base}/graphql", "steps": []})
+    assert report["outside"] == []
+    assert report["opened"]["status"] == 400
+    shown = json.loads(report["opened"]["text"])  # Chromium shows the JSON error as text
+    assert shown["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert "GraphiQL" not in report["opened"]["text"]
