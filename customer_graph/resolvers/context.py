@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 
 from customer_graph.auth import Principal
 from customer_graph.graph.reads import GraphReader
+from customer_graph.ingestion.workers import WorkerPool
 from customer_graph.resolvers.loaders import Loaders
 from customer_graph.settings import Settings
 
@@ -24,6 +25,9 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # Who is calling (set by security.py from the request's key); None: not authenticated.
     principal: Principal | None = None
+    # The ingestion workers; mutations submit to them and wait for the commit. None (a context
+    # built outside the app): mutations write through graph/writes.py directly.
+    ingest: WorkerPool | None = None
     reader: GraphReader = field(init=False)
     loaders: Loaders = field(init=False)
 

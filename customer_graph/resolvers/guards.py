@@ -48,7 +48,7 @@ from graphql import (
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule, ValidationRule
 from strawberry.extensions import SchemaExtension
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, StreamExecutionResult
 
 from customer_graph.graph.errors import GraphUnavailableError
 from customer_graph.resolvers.errors import (
@@ -380,10 +380,18 @@ class ErrorPolicy(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
+        self._present(self.execution_context.result)
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        """Each result a subscription pushes."""
+        self._present(result)
+        yield
+
+    @staticmethod
+    def _present(result: object) -> None:
         errors = getattr(result, "errors", None)
         if result is not None and errors:
-            result.errors = [present_error(e) for e in errors]
+            result.errors = [present_error(e) for e in errors]  # type: ignore[attr-defined]
 
 
 def present_error(error: GraphQLError) -> GraphQLError:
