@@ -314,6 +314,8 @@ class Run:
     results: dict[str, Any]
     datasets: list[Dataset]
     record_profiles: dict[str, str]
+    profiles_dir: Path
+    profile: bool = True
 
     def require_api(self) -> None:
         if not self.api.running():
@@ -591,6 +593,43 @@ async def fig_ingest(run: Run) -> None:
     run.results["ingest"] = out
 
 
+async def fig_profiles(run: Run) -> None:
+    """The profile page and /v1/batch replayed in-process under pyinstrument (bench/profiling)."""
+    from bench.profiling import profile_requests
+
+    ids, _ = await profile_targets(run, run.size.sample_profiles)
+    document = profile_page_document()
+
+    async def page(client: httpx.AsyncClient, pid: str) -> None:
+        await client.post("/graphql", json={"query": document, "variables": {"id": pid}})
+
+    out: dict[str, Any] = {}
+    out["profile_page"] = await profile_requests(
+        run.settings, page, ids, 300, 1, run.profiles_dir / "profile_page.txt"
+    )
+    config = GeneratorConfig(
+        records=2_000,
+        seed=47,
+        prefix="prof-",
+        block=7,
+        p_web=1.0,
+        p_crm=0.0,
+        p_app=0.3,
+        heavy_people=0,
+        super_connectors=0,
+    )
+    messages = list(segment_messages(generate(config)))
+    batches = [messages[i : i + 100] for i in range(0, len(messages), 100)]
+
+    async def send(client: httpx.AsyncClient, batch: list[dict[str, Any]]) -> None:
+        await client.post("/v1/batch", json={"batch": batch})
+
+    out["ingest"] = await profile_requests(
+        run.settings, send, batches, len(batches), 8, run.profiles_dir / "ingest.txt"
+    )
+    run.results["profiles"] = out
+
+
 async def fig_import(run: Run) -> None:
     """The CRM part of a generated data set as Salesforce exports, through the importer CLI."""
     from bench.generator import write_crm_csv
@@ -718,7 +757,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-async def main_async(size: Size, out: Path, plots_dir: Path | None) -> dict[str, Any]:
+async def main_async(
+    size: Size, out: Path, plots_dir: Path | None, profile: bool = True
+) -> dict[str, Any]:
     started = time.perf_counter()
     results: dict[str, Any] = {
         "size": size.name,
@@ -749,7 +790,18 @@ async def main_async(size: Size, out: Path, plots_dir: Path | None) -> dict[str,
                 writer = None
                 results.setdefault("errors", {})["write_path"] = str(e)
             run = Run(
-                size, settings, driver, api, http, GraphQLClient(http), writer, results, [], {}
+                size,
+                settings,
+                driver,
+                api,
+                http,
+                GraphQLClient(http),
+                writer,
+                results,
+                [],
+                {},
+                profiles_dir=(plots_dir or _work_dir()) / "profiles",
+                profile=profile,
             )
             try:
                 await _figures(run)
@@ -801,6 +853,8 @@ async def _figures(run: Run) -> None:
             await figure(run, "re_resolution", fig_re_resolution)
     await figure(run, "ingest", fig_ingest)
     await figure(run, "import", fig_import)
+    if run.profile:
+        await figure(run, "profiles", fig_profiles)
 
 
 def targets(results: dict[str, Any]) -> dict[str, Any]:
@@ -846,13 +900,18 @@ def main(argv: list[str] | None = None) -> int:
         "--plots", type=Path, help="PNG folder; default: docs/bench (docs/bench/SIZE for others)"
     )
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="skip the pyinstrument profiles at the end"
+    )
     args = parser.parse_args(argv)
     size = SIZES[args.size]
     default = size.name == "default"
     out = args.out or (RESULTS if default else RESULTS.with_name(f"results-{size.name}.json"))
     plots = args.plots or (PLOTS if default else PLOTS / size.name)
     quiet_driver_logs()
-    results = asyncio.run(main_async(size, out, None if args.no_plots else plots))
+    results = asyncio.run(
+        main_async(size, out, None if args.no_plots else plots, profile=not args.no_profile)
+    )
     print(json.dumps({k: results.get(k) for k in ("targets", "errors", "seconds")}, indent=2))
     return 0
 

@@ -212,6 +212,13 @@ def render(results: dict[str, Any], plots: str = "bench") -> str:
             )
         )
         out.append(f"\n![memory]({plots}/memory.png)")
+    profiles = results.get("profiles")
+    if profiles:
+        out.append("### Where the time goes (pyinstrument, in-process replay)\n")
+        for name, prof in profiles.items():
+            rows = [[f["frame"], f"{f['share'] * 100:.1f}%"] for f in prof["top_own_time"]]
+            out.append(f"`{name}` (full report: `{prof['report']}`):\n")
+            out.append(_table(["frame (own time)", "share of samples"], rows))
     errors = results.get("errors")
     if errors:
         out.append("### Not measured in this run\n")
