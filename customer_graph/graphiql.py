@@ -53,6 +53,7 @@ PAGE = """\
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>customer-graph · GraphiQL</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="{css}">
 <style>html, body, #graphiql {{ height: 100%; margin: 0; }}</style>
 </head>
