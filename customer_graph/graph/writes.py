@@ -187,7 +187,8 @@ class _Record:
     traits: dict[str, Any] = field(default_factory=dict)
     trait_times: dict[str, datetime] = field(default_factory=dict)
     identifiers: dict[str, Identifier] = field(default_factory=dict)
-    first_seen: datetime | None = None
+    # identifier key -> (first, last) event time of the writes that carried it, when timed
+    identifier_times: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     seen_at: datetime | None = None
     message_id: str | None = None
 
@@ -212,8 +213,11 @@ def _prepare(batch: WriteBatch, config: ResolutionConfig, now: datetime) -> list
             blocked_patterns=config.blocked_patterns,
         ):
             rec.identifiers.setdefault(ident.key, ident)
-        rec.first_seen = min(rec.first_seen or at, at)
-        rec.seen_at = max(rec.seen_at or at, at)
+            if c.seen_at is not None:
+                first, last = rec.identifier_times.get(ident.key, (c.seen_at, c.seen_at))
+                rec.identifier_times[ident.key] = (min(first, c.seen_at), max(last, c.seen_at))
+        if c.seen_at is not None:
+            rec.seen_at = max(rec.seen_at or c.seen_at, c.seen_at)
         rec.message_id = c.message_id or rec.message_id
     # Records that activity refers to exist even if the batch does not describe them.
     for source, source_id in entity_writes.referenced_customers(batch):
@@ -290,6 +294,69 @@ async def _read_neighbourhood(
     return _Neighbourhood(records, ident_profiles, states)
 
 
+@dataclass(slots=True)
+class _RecordPlan:
+    """What to write for one record, before resolution decides the new edges."""
+
+    profile_id: str | None
+    pending: tuple[Identifier, ...] = ()
+    edges: list[dict[str, Any]] = field(default_factory=list)
+    customer: dict[str, Any] | None = None
+    dirty: bool = False  # its profile's unified fields may change
+
+
+def _plan_record(
+    rec: _Record, current: Mapping[str, Any], usable: set[str], now: datetime
+) -> _RecordPlan:
+    """Compare a batch record with what is stored; plan only real changes, so replays (even of
+    writes without a time, which take `now`) write nothing."""
+    plan = _RecordPlan(profile_id=current["profileId"])
+    edges = {e["key"]: e for e in current["edges"]}
+    pending: list[Identifier] = []
+    for k, ident in rec.identifiers.items():
+        edge = edges.get(k)
+        if edge is None or edge["matched"] is None:
+            if k in usable:
+                pending.append(ident)
+            first, last = rec.identifier_times.get(k, (now, now))
+            plan.edges.append(
+                {"customer": rec.key, "identifier": k, "firstSeen": first, "lastSeen": last}
+            )
+            plan.dirty = True
+        elif k in rec.identifier_times:
+            first, last = rec.identifier_times[k]
+            old_first, old_last = native(edge["firstSeen"]), native(edge["lastSeen"])
+            if (old_first is None or first < old_first) or (old_last is None or last > old_last):
+                plan.edges.append(
+                    {"customer": rec.key, "identifier": k, "firstSeen": first, "lastSeen": last}
+                )
+    plan.pending = tuple(pending)
+
+    traits, times = loads_map(current["traits"]), loads_times(current["traitTimes"])
+    traits_changed = False
+    for name, value in rec.traits.items():
+        at = rec.trait_times[name]
+        if traits.get(name) == value or (name in times and times[name] > at):
+            continue  # the same value again keeps its time; an older write loses
+        traits[name], times[name] = value, at
+        traits_changed = True
+    seen = native(current["seenAt"])
+    new_seen = seen
+    if rec.seen_at is not None:
+        new_seen = max(seen, rec.seen_at) if seen else rec.seen_at
+    elif traits_changed or plan.dirty:
+        new_seen = now
+    if traits_changed or new_seen != seen:
+        plan.customer = {
+            "key": rec.key,
+            "traits": dumps(traits),
+            "traitTimes": dumps({k: v.isoformat() for k, v in times.items()}),
+            "seenAt": new_seen,
+        }
+    plan.dirty = plan.dirty or traits_changed
+    return plan
+
+
 def _new_profile_id() -> str:
     return uuid.uuid4().hex
 
@@ -355,53 +422,14 @@ async def _write_customers(
     customer_rows: list[dict[str, Any]] = []
     dirty_records: set[str] = set()
     for rec in recs:
-        current = hood.records[rec.key]
-        edges = {e["key"]: e for e in current["edges"]}
-        pending = tuple(
-            i
-            for k, i in rec.identifiers.items()
-            if k in usable and (k not in edges or edges[k]["matched"] is None)
-        )
-        if pending or current["profileId"] is None:
-            states.append(RecordState(rec.key, current["profileId"], pending, rec.message_id))
-        for k in rec.identifiers:
-            first, last = rec.first_seen or now, rec.seen_at or now
-            edge = edges.get(k)
-            if edge is None or edge["matched"] is None:
-                edge_rows.append(
-                    {"customer": rec.key, "identifier": k, "firstSeen": first, "lastSeen": last}
-                )
-                dirty_records.add(rec.key)
-                continue
-            old_first, old_last = native(edge["firstSeen"]), native(edge["lastSeen"])
-            if (old_first is None or first < old_first) or (old_last is None or last > old_last):
-                edge_rows.append(
-                    {"customer": rec.key, "identifier": k, "firstSeen": first, "lastSeen": last}
-                )
-        traits, times = loads_map(current["traits"]), loads_times(current["traitTimes"])
-        for name, value in rec.traits.items():
-            at = rec.trait_times[name]
-            if name not in times or times[name] <= at:
-                traits[name], times[name] = value, at
-        seen = native(current["seenAt"])
-        new_seen = max(seen, rec.seen_at) if seen and rec.seen_at else (seen or rec.seen_at)
-        traits_json = dumps(traits)
-        times_json = dumps({k: v.isoformat() for k, v in times.items()})
-        if (traits_json, times_json, new_seen) != (
-            current["traits"],
-            current["traitTimes"],
-            seen,
-        ):
-            customer_rows.append(
-                {
-                    "key": rec.key,
-                    "traits": traits_json,
-                    "traitTimes": times_json,
-                    "seenAt": new_seen,
-                }
-            )
-            if traits_json != current["traits"]:
-                dirty_records.add(rec.key)
+        plan = _plan_record(rec, hood.records[rec.key], usable, now)
+        if plan.pending or plan.profile_id is None:
+            states.append(RecordState(rec.key, plan.profile_id, plan.pending, rec.message_id))
+        edge_rows.extend(plan.edges)
+        if plan.customer is not None:
+            customer_rows.append(plan.customer)
+        if plan.dirty:
+            dirty_records.add(rec.key)
 
     decision = resolve(
         states, hood.identifier_profiles, hood.profiles, config, new_id=_new_profile_id
