@@ -315,6 +315,7 @@ class Run:
     datasets: list[Dataset]
     record_profiles: dict[str, str]
     profiles_dir: Path
+    out: Path
     profile: bool = True
 
     def require_api(self) -> None:
@@ -363,8 +364,12 @@ async def measure_page(
     async def over_http(pid: str) -> bool:
         return await run.gql.ok(document, {"id": pid})
 
+    # bench/profile_page.py's floor returns exactly its query's fields; ours is the fallback.
+    floor_fn = optional("bench.profile_page", "floor_page") or floors.profile_page
+
     async def by_cypher(pid: str) -> bool:
-        return await floors.profile_page(run.driver, run.settings.neo4j_database, pid)
+        ok: bool = await floor_fn(run.driver, run.settings.neo4j_database, pid)
+        return ok
 
     http = await run_load(over_http, ids, requests, concurrency)
     _check(http, run.gql.last_error)
@@ -701,6 +706,17 @@ async def figure(run: Run, name: str, fn: Callable[[Run], Awaitable[None]]) -> N
         errors[name] = f"{type(e).__name__}: {e}"
         traceback.print_exc(file=sys.stderr)
     run.results.setdefault("timings_s", {})[name] = round(time.perf_counter() - t0, 1)
+    # A partial file after every figure: a run stopped early still leaves what it measured.
+    snapshot = {**run.results, "partial": True, "memory": run_memory(run.api)}
+    run.out.with_suffix(".partial.json").write_text(json.dumps(snapshot, indent=2) + "\n")
+
+
+def run_memory(api: ApiServer) -> dict[str, Any]:
+    return {
+        "api_peak_rss_mb": _round(api.peak_rss_mb()),
+        "api_rss_at_end_mb": _round(api.rss_mb()),
+        "how": "VmHWM and VmRSS of the uvicorn process in /proc/PID/status",
+    }
 
 
 async def load_step(run: Run, *, step: int, records: int) -> None:
@@ -801,22 +817,20 @@ async def main_async(
                 [],
                 {},
                 profiles_dir=(plots_dir or _work_dir()) / "profiles",
+                out=out,
                 profile=profile,
             )
             try:
                 await _figures(run)
             finally:
-                results["memory"] = {
-                    "api_peak_rss_mb": _round(api.peak_rss_mb()),
-                    "api_rss_at_end_mb": _round(api.rss_mb()),
-                    "how": "VmHWM of the uvicorn process in /proc/PID/status",
-                }
+                results["memory"] = run_memory(api)
                 api.stop()
                 await driver.close()
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["targets"] = targets(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+    out.with_suffix(".partial.json").unlink(missing_ok=True)
     log(f"wrote {out}")
     if plots_dir is not None:
         from bench.plots import plot_all
@@ -909,6 +923,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (RESULTS if default else RESULTS.with_name(f"results-{size.name}.json"))
     plots = args.plots or (PLOTS if default else PLOTS / size.name)
     quiet_driver_logs()
+    out.parent.mkdir(parents=True, exist_ok=True)
     results = asyncio.run(
         main_async(size, out, None if args.no_plots else plots, profile=not args.no_profile)
     )
