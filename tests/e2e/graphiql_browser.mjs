@@ -1,6 +1,9 @@
 // Drives GraphiQL in headless Chromium for tests/e2e/test_graphiql_browser.py.
 // Input: one JSON object on stdin
-//   {url, steps: [{query, headers?, expect}], docs?: "text", screenshot?, timeoutMs?}.
+//   {url, steps: [{query, headers?, expect, trigger?}], docs?: "text", screenshot?, timeoutMs?}.
+// A step with `trigger: {url, headers, body}` is a subscription: once it runs, the script POSTs
+// `body` (with "{{n}}" replaced by the attempt number) from outside the browser, again every
+// 1.5 s, until the response pane shows `expect`.
 // Output: one JSON object on stdout
 //   {opened: {status, text}, results: [{text}], docs, outside, consoleErrors: [{phase, text}],
 //    pageErrors}.
@@ -38,6 +41,25 @@ async function fill(page, editor, text) {
   await page.keyboard.press("Backspace");
   // insertText types the characters without CodeMirror's auto-closing of brackets.
   await page.keyboard.insertText(text);
+}
+
+// The subscription may not be registered on the server yet when the first write lands.
+async function triggerUntilShown(trigger, shown, timeout) {
+  const deadline = Date.now() + timeout;
+  for (let n = 1; Date.now() < deadline; n += 1) {
+    const response = await fetch(trigger.url, {
+      method: "POST",
+      headers: trigger.headers,
+      body: trigger.body.replaceAll("{{n}}", String(n)),
+    });
+    if (!response.ok) throw new Error(`trigger answered ${response.status}: ${await response.text()}`);
+    try {
+      await shown.waitFor({ timeout: 1500 });
+      return;
+    } catch {
+      // not shown yet: write again
+    }
+  }
 }
 
 const input = await readStdin();
@@ -89,7 +111,9 @@ try {
     await fill(page, queryEditor, step.query);
     await page.locator(".graphiql-execute-button").click();
     const response = page.locator(".graphiql-response .CodeMirror-code");
-    await response.filter({ hasText: step.expect }).waitFor();
+    const shown = response.filter({ hasText: step.expect });
+    if (step.trigger) await triggerUntilShown(step.trigger, shown, timeout);
+    await shown.waitFor();
     results.push({ text: await response.innerText() });
   }
   if (input.docs) {
