@@ -470,9 +470,8 @@ LIMIT 1
 
 MERGE_HISTORY = """
 MATCH (p:Profile {id: $id})
-OPTIONAL MATCH (x:Profile)-[:MERGED_INTO*0..]->(p)
-WITH collect(DISTINCT x) + [p] AS ps
-UNWIND ps AS q
+MATCH (q:Profile)-[:MERGED_INTO*0..]->(p)
+WITH DISTINCT q
 MATCH (e:MergeEvent)-[:MERGED]->(q)
 WITH DISTINCT e
 RETURN e.id AS id, e.at AS at, e.survivorId AS survivorId, e.mergedIds AS mergedIds,
