@@ -75,6 +75,7 @@ class Size:
     ingest_people: int  # web/app people whose events go through HTTP
     import_records: int  # CRM contacts (and their accounts, deals, activities) to import
     heavy_people: int = 10
+    max_seconds: float = 45.0  # per latency measurement: no new request after this long
     neo4j: BenchNeo4jConfig = field(default_factory=BenchNeo4jConfig)
 
 
@@ -87,6 +88,7 @@ SIZES: dict[str, Size] = {
         1_000,
         800,
         neo4j=BenchNeo4jConfig(heap="1g", pagecache_mb=512),
+        max_seconds=15.0,
     ),
     "default": Size("default", (10_000, 100_000), 1_000, 300, 6_000, 5_000),
     "1m": Size(
@@ -371,9 +373,10 @@ async def measure_page(
         ok: bool = await floor_fn(run.driver, run.settings.neo4j_database, pid)
         return ok
 
-    http = await run_load(over_http, ids, requests, concurrency)
+    limit = run.size.max_seconds
+    http = await run_load(over_http, ids, requests, concurrency, max_seconds=limit)
     _check(http, run.gql.last_error)
-    floor = await run_load(by_cypher, ids, requests, concurrency)
+    floor = await run_load(by_cypher, ids, requests, concurrency, max_seconds=limit)
     _check(floor, "the floor query found nothing")
     return http, floor
 
@@ -415,9 +418,12 @@ async def fig_scale_point(run: Run) -> None:
         )
 
     if emails:
-        lookup = await run_load(by_identifier, emails, run.size.page_requests, 1)
+        limit = run.size.max_seconds
+        lookup = await run_load(by_identifier, emails, run.size.page_requests, 1, max_seconds=limit)
         _check(lookup, run.gql.last_error)
-        lookup_floor = await run_load(by_identifier_floor, emails, run.size.page_requests, 1)
+        lookup_floor = await run_load(
+            by_identifier_floor, emails, run.size.page_requests, 1, max_seconds=limit
+        )
         _check(lookup_floor, "the floor query found nothing")
         point["profile_by_identifier"] = _page_summary(lookup, lookup_floor)
     run.results.setdefault("scale", {"points": []})["points"].append(point)

@@ -170,10 +170,12 @@ async def run_load(
     requests: int,
     concurrency: int,
     warmup: int = 20,
+    max_seconds: float | None = None,
 ) -> LoadResult:
     """`requests` calls of `call(item)` over `items` (cycled), by `concurrency` closed-loop clients.
 
-    `call` returns False for a failed request; failures are counted, not timed.
+    `call` returns False for a failed request; failures are counted, not timed. With
+    `max_seconds`, clients start no new request after that long (fewer requests are then made).
     """
     for i in range(min(warmup, requests)):
         await call(items[i % len(items)])
@@ -183,7 +185,7 @@ async def run_load(
 
     async def client() -> None:
         nonlocal next_index, errors
-        while next_index < requests:
+        while next_index < requests and (deadline is None or time.perf_counter() < deadline):
             item = items[next_index % len(items)]
             next_index += 1
             t0 = time.perf_counter()
@@ -195,6 +197,7 @@ async def run_load(
                 errors += 1
 
     start = time.perf_counter()
+    deadline = start + max_seconds if max_seconds is not None else None
     await asyncio.gather(*(client() for _ in range(concurrency)))
     seconds = time.perf_counter() - start
-    return LoadResult(requests, concurrency, seconds, tuple(latencies), errors)
+    return LoadResult(len(latencies) + errors, concurrency, seconds, tuple(latencies), errors)
