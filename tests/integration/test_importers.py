@@ -351,6 +351,12 @@ async def test_rejects_files_name_rows_and_reasons(imported: Imported) -> None:
     assert [r[:2] for r in rows[1:]] == [["4", "5"], ["5", "6"]]
     assert rows[1][2] == "missing record id (Id)"
     assert rows[2][2].startswith("CreatedDate: not a date/time")
+    broken = imported.summaries[("hubspot", "contacts.csv", Kind.CONTACTS)]
+    assert broken.rejects_file is not None
+    with Path(broken.rejects_file).open(encoding="utf-8", newline="") as f:
+        header, _, shifted = list(csv.reader(f))
+    assert shifted[:3] == ["5", "6", "row has 17 fields; the header has 16"]
+    assert len(shifted) == 3 + 17 and len(header) == 3 + 16  # the broken row, cell for cell
     engagements = imported.summaries[("hubspot", "engagements.jsonl", Kind.INTERACTIONS)]
     assert (engagements.read, engagements.written, engagements.rejected) == (6, 4, 2)
     clean = imported.summaries[("salesforce", "OpportunityHistory.csv", Kind.STAGE_CHANGES)]

@@ -189,6 +189,7 @@ def test_csv_rows_carry_row_numbers_and_file_lines(tmp_path: Path) -> None:
     assert rows[0].values == {"Id": "1", "Name": "Ana", "Note": "two\nlines"}
     assert rows[1].error == "row has 2 fields; the header has 3"
     assert rows[2].error == "row has 4 fields; the header has 3"
+    assert rows[2].fields == ("3", "Chen", "ok", "extra")
 
 
 def test_csv_delimiter_is_guessed_and_repeated_columns_keep_the_first(tmp_path: Path) -> None:

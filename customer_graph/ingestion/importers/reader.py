@@ -40,6 +40,7 @@ class SourceRow:
     line: int
     values: dict[str, Any]
     error: str | None = None  # set when the row itself could not be parsed
+    fields: tuple[str, ...] | None = None  # the cells of a CSV row that does not fit the header
 
 
 def detect_format(path: Path) -> ImportFormat:
@@ -162,6 +163,7 @@ class ExportReader:
                     line,
                     dict(zip(header, fields, strict=False)),
                     f"row has {len(fields)} fields; the header has {width}",
+                    tuple(fields),
                 )
                 continue
             yield SourceRow(number, line, {name: fields[i] for i, name in columns})

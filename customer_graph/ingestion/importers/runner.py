@@ -166,10 +166,19 @@ class RejectsWriter:
                 names = list(self._columns) if self._columns is not None else ["record"]
                 self._csv.writerow(["row", "line", "reason", *names])
         if self.jsonl:
-            record = {"row": row.number, "line": row.line, "reason": reason, "record": row.values}
+            record: dict[str, Any] = {
+                "row": row.number,
+                "line": row.line,
+                "reason": reason,
+                "record": row.values,
+            }
+            if row.fields is not None:
+                record["fields"] = list(row.fields)
             self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
             return
-        if self._columns is not None:
+        if row.fields is not None:
+            cells = list(row.fields)  # a row that does not fit the header is kept as it was
+        elif self._columns is not None:
             cells = [_cell(row.values.get(c)) for c in self._columns]
         else:
             cells = [json.dumps(row.values, ensure_ascii=False, default=str)]
