@@ -7,6 +7,7 @@ import uvicorn
 from rich.console import Console
 
 from customer_graph.graph.local import LocalNeo4j, LocalNeo4jError
+from customer_graph.identity_cli import resolve_command, super_connectors_command
 from customer_graph.import_cli import import_command
 from customer_graph.ingestion_cli import dead_letters_app, keys_app
 from customer_graph.logging import configure_logging, uvicorn_log_config
@@ -21,6 +22,8 @@ neo4j_app = typer.Typer(
 )
 app.add_typer(neo4j_app, name="neo4j")
 app.command("import")(import_command)
+app.command("resolve")(resolve_command)
+app.command("super-connectors")(super_connectors_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(dead_letters_app, name="dead-letters")
 console = Console(stderr=True)

@@ -300,9 +300,10 @@ OPTIONAL MATCH (c)-[:RESOLVES_TO]->(p:Profile)
 RETURN p.id AS id
 """
 
+# `detached` tells full re-resolution that a person decided this, not a limit.
 DETACH_RECORD = """
 MATCH (c:Customer {key: $key})-[h:HAS_IDENTIFIER]->(:Identifier)
-SET h.matched = false
+SET h.matched = false, h.detached = true
 """
 
 DELETE_RECORD = """
