@@ -1,0 +1,162 @@
+"""Killing Neo4j during a stream of batches loses no acknowledged message; retries finish the set.
+
+A real uvicorn serves the app against a private Neo4j. Two clients stream at once: a plain HTTP
+sender that retries each batch until it is answered 200 (and records what was acknowledged), and
+the Segment SDK with its own retries. Neo4j is killed (SIGKILL, no clean shutdown) mid-stream and
+started again. Afterwards every acknowledged message, and in the end every message, is in the
+graph exactly once; while Neo4j was down the API answered 503 with Retry-After, never 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import segment.analytics as analytics
+
+from customer_graph.graph.driver import driver_for
+from customer_graph.graph.local import LocalNeo4j
+from customer_graph.settings import Settings
+from tests.e2e.tracking_server import uvicorn_server
+from tests.helpers import unique
+
+DEV_KEY = "cg_dev_" + unique("crash")
+MESSAGES = 600
+BATCH = 30
+SDK_MESSAGES = 300
+DEADLINE_S = 300.0
+
+
+@dataclass
+class Sender:
+    """Sends batches in order, each retried until answered 200; records every answer."""
+
+    base: str
+    prefix: str
+    acked: set[str] = field(default_factory=set)
+    statuses: list[int | str] = field(default_factory=list)
+    retry_after: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def batches(self) -> list[list[dict[str, Any]]]:
+        messages = [
+            {
+                "type": "track",
+                "userId": f"{self.prefix}-u{n % 40}",
+                "event": "Streamed",
+                "properties": {"n": n},
+                "messageId": f"{self.prefix}-m{n}",
+            }
+            for n in range(MESSAGES)
+        ]
+        return [messages[i : i + BATCH] for i in range(0, MESSAGES, BATCH)]
+
+    def run(self) -> None:
+        deadline = time.monotonic() + DEADLINE_S
+        auth = {"Authorization": f"Bearer {DEV_KEY}"}
+        with httpx.Client(base_url=self.base, timeout=60.0, headers=auth) as client:
+            for batch in self.batches():
+                while time.monotonic() < deadline:
+                    try:
+                        response = client.post("/v1/batch", json={"batch": batch})
+                    except httpx.TransportError as e:
+                        self._record(type(e).__name__)
+                        time.sleep(0.5)
+                        continue
+                    self._record(response.status_code)
+                    if response.status_code == 200:
+                        with self.lock:
+                            self.acked.update(m["messageId"] for m in batch)
+                        break
+                    assert response.status_code == 503, response.text
+                    self.retry_after.add(response.headers["Retry-After"])
+                    time.sleep(float(response.headers["Retry-After"]))
+
+    def _record(self, status: int | str) -> None:
+        with self.lock:
+            self.statuses.append(status)
+
+    def acked_now(self) -> set[str]:
+        with self.lock:
+            return set(self.acked)
+
+
+def stream_with_sdk(base: str, prefix: str, errors: list[str]) -> set[str]:
+    client = analytics.Client(
+        DEV_KEY,
+        host=base,
+        on_error=lambda e, batch: errors.append(f"{e} ({len(batch)})"),
+        upload_size=25,
+        max_retries=20,
+        timeout=30,
+    )
+    sent: set[str] = set()
+    for n in range(SDK_MESSAGES):
+        message_id = f"{prefix}-m{n}"
+        client.track(f"{prefix}-u{n % 30}", "Tapped", {"n": n}, message_id=message_id)
+        sent.add(message_id)
+        if n % 50 == 49:
+            time.sleep(0.5)  # a stream, not a burst: some of it arrives during the outage
+    client.flush()
+    client.join()
+    return sent
+
+
+async def interactions(settings: Settings, prefix: str) -> list[str]:
+    async with driver_for(settings) as driver:
+        records, _, _ = await driver.execute_query(
+            "MATCH (i:Interaction) WHERE i.messageId STARTS WITH $p RETURN i.messageId AS m",
+            p=f"{prefix}-",
+            database_=settings.neo4j_database,
+        )
+    return [r["m"] for r in records]
+
+
+@pytest.mark.disruptive
+@pytest.mark.slow
+async def test_killing_neo4j_loses_no_acknowledged_message(
+    private_neo4j: LocalNeo4j, private_settings: Settings
+) -> None:
+    private_neo4j.wait_ready()
+    http_prefix, sdk_prefix = unique("crash-http"), unique("crash-sdk")
+    env = {"NEO4J_URI": private_neo4j.uri, "CUSTOMER_GRAPH_DEV_KEY": DEV_KEY}
+    with uvicorn_server(**env) as base:
+        sender = Sender(base, http_prefix)
+        sdk_errors: list[str] = []
+        http_stream = asyncio.create_task(asyncio.to_thread(sender.run))
+        sdk_stream = asyncio.create_task(
+            asyncio.to_thread(stream_with_sdk, base, sdk_prefix, sdk_errors)
+        )
+        while len(sender.acked_now()) < MESSAGES // 4:
+            assert not http_stream.done(), "the stream ended before the crash"
+            await asyncio.sleep(0.05)
+
+        await asyncio.to_thread(private_neo4j.kill)
+        acked_before_crash = sender.acked_now()
+        async with httpx.AsyncClient(base_url=base, timeout=60.0) as probe:
+            down = await probe.post(
+                "/v1/track",
+                json={"userId": "probe", "event": "e", "messageId": unique("probe")},
+                headers={"Authorization": f"Bearer {DEV_KEY}"},
+            )
+        assert down.status_code == 503 and down.headers["Retry-After"]
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(private_neo4j.start)
+
+        await asyncio.wait_for(http_stream, DEADLINE_S)
+        sent_by_sdk = await asyncio.wait_for(sdk_stream, DEADLINE_S)
+
+    # Everything acknowledged before the crash survived it; in the end, everything arrived once.
+    http_found = await interactions(private_settings, http_prefix)
+    assert acked_before_crash <= set(http_found)
+    assert len(sender.acked) == MESSAGES
+    assert sorted(http_found) == sorted(sender.acked)
+    assert 503 in sender.statuses or any(isinstance(s, str) for s in sender.statuses)
+    sdk_found = await interactions(private_settings, sdk_prefix)
+    assert sdk_errors == []
+    assert sorted(sdk_found) == sorted(sent_by_sdk)
