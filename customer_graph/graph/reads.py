@@ -117,7 +117,7 @@ class InteractionRow:
     source: str | None
     message_id: str | None
     record_key: str | None
-    owner_id: str | None
+    owner: OwnerRow | None
     deal_id: str | None
     account_id: str | None
 
@@ -135,6 +135,8 @@ class DealRow:
     closed_at: datetime | None
     owner_id: str | None
     account_id: str | None
+    # Chronological, with durations; None when the query did not fetch it.
+    stage_history: tuple[StageChangeRow, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +147,10 @@ class StageChangeRow:
     to_stage: str
     changed_at: datetime
     # Seconds spent in `to_stage`: until the next change, or until the deal closed; None while
-    # the deal is still in it.
+    # the deal is still in it (or when the row was read without its deal's history).
     duration_seconds: int | None = None
+    timed: bool = False  # True when read with its deal's history (duration_seconds is final)
+    deal: DealRow | None = None  # with its history, when read for the timeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,13 +372,22 @@ def _interaction(m: Mapping[str, Any]) -> InteractionRow:
         source=_str(m.get("source")),
         message_id=_str(m.get("messageId")),
         record_key=_str(m.get("recordKey")),
-        owner_id=_str(m.get("ownerId")),
+        owner=_owner(m["owner"]) if m.get("owner") else None,
         deal_id=_str(m.get("dealId")),
         account_id=_str(m.get("accountId")),
     )
 
 
 def _deal(m: Mapping[str, Any]) -> DealRow:
+    closed_at = to_datetime(m.get("closedAt"))
+    history = m.get("history")
+    stage_history = None
+    if history is not None:
+        changes = sorted(
+            (_stage_change({**c, "dealId": m["id"]}) for c in history),
+            key=lambda c: (c.changed_at, c.id),
+        )
+        stage_history = tuple(_with_durations(changes, closed_at))
     return DealRow(
         id=str(m["id"]),
         name=_str(m.get("name")),
@@ -384,9 +397,10 @@ def _deal(m: Mapping[str, Any]) -> DealRow:
         stage=_str(m.get("stage")),
         status=_str(m.get("status")),
         created_at=to_datetime(m.get("createdAt")),
-        closed_at=to_datetime(m.get("closedAt")),
+        closed_at=closed_at,
         owner_id=_str(m.get("ownerId")),
         account_id=_str(m.get("accountId")),
+        stage_history=stage_history,
     )
 
 
@@ -397,6 +411,7 @@ def _stage_change(m: Mapping[str, Any]) -> StageChangeRow:
         from_stage=_str(m.get("fromStage")),
         to_stage=str(m.get("toStage") or ""),
         changed_at=_required_datetime(m.get("changedAt")),
+        deal=_deal(m["deal"]) if m.get("deal") else None,
     )
 
 
@@ -693,8 +708,13 @@ async def merge_history_by_profile(
 # ---------------------------------------------------------------------------------------------
 # Interactions and the timeline
 
+# A deal's stage history comes with it (deals have few changes), saving a round trip.
+_DEAL_PROJECTION: Final = """d {.*, ownerId: head([(o:Owner)-[:OWNS]->(d) | o.id]),
+                   accountId: head([(d)-[:FOR_ACCOUNT]->(a:Account) | a.id]),
+                   history: [(d)-[:HAD_STAGE_CHANGE]->(s:StageChange) | s {.*}]}"""
+
 _INTERACTION_PROJECTION: Final = """i {.*, recordKey: c.key,
-                   ownerId: head([(o:Owner)-[:OWNS]->(i) | o.id]),
+                   owner: head([(o:Owner)-[:OWNS]->(i) | o {.id, .name, .email}]),
                    dealId: head([(i)-[:ABOUT_DEAL]->(d:Deal) | d.id]),
                    accountId: head([(i)-[:WITH_ACCOUNT]->(a:Account) | a.id])}"""
 
@@ -805,28 +825,38 @@ TIMELINE_BY_PROFILE: Final = (
 UNWIND $requests AS req
 CALL (req) {
   MATCH (p:Profile {id: req.profileId})
-  CALL (p) {
+  CALL (p, req) {
+    // Each kind is cut to the page before it is projected: a long history costs a sort of
+    // keys, not a projection of every item.
     MATCH (p)<-[:RESOLVES_TO]-(c:Customer)-[:HAD]->(i:Interaction)
-    RETURN i.occurredAt AS at, 'interaction:' + i.id AS sortKey, 'interaction' AS kind,
-           """
+    WITH c, i, i.occurredAt AS at, 'interaction:' + i.id AS sortKey
+    WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
+    WITH c, i, at, sortKey ORDER BY at DESC, sortKey DESC LIMIT $limit
+    RETURN at, sortKey, 'interaction' AS kind, """
     + _INTERACTION_PROJECTION
     + """ AS item
     UNION ALL
     MATCH (p)<-[:RESOLVES_TO]-(:Customer)-[:CONTACT_ON]->(d:Deal)
     WITH DISTINCT d
     MATCH (d)-[:HAD_STAGE_CHANGE]->(s:StageChange)
-    RETURN s.changedAt AS at, 'stage:' + s.id AS sortKey, 'stage_change' AS kind,
-           s {.*, dealId: d.id} AS item
+    WITH d, s, s.changedAt AS at, 'stage:' + s.id AS sortKey
+    WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
+    WITH d, s, at, sortKey ORDER BY at DESC, sortKey DESC LIMIT $limit
+    RETURN at, sortKey, 'stage_change' AS kind, s {.*, dealId: d.id, deal: """
+    + _DEAL_PROJECTION
+    + """} AS item
     UNION ALL
     MATCH (p)<-[:MERGED_INTO*0..50]-(:Profile)<-[:MERGED]-(m:MergeEvent)
     WITH DISTINCT m
-    RETURN m.at AS at, 'merge:' + m.id AS sortKey, 'merge' AS kind, m {.*} AS item
+    WITH m, m.at AS at, 'merge:' + m.id AS sortKey
+    WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
+    RETURN at, sortKey, 'merge' AS kind, m {.*} AS item
     UNION ALL
     MATCH (p)<-[:SPLIT]-(e:SplitEvent)
-    RETURN e.at AS at, 'split:' + e.id AS sortKey, 'split' AS kind, e {.*} AS item
+    WITH e, e.at AS at, 'split:' + e.id AS sortKey
+    WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
+    RETURN at, sortKey, 'split' AS kind, e {.*} AS item
   }
-  WITH at, sortKey, kind, item
-  WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
   WITH at, sortKey, kind, item ORDER BY at DESC, sortKey DESC LIMIT $limit
   RETURN collect({at: at, sortKey: sortKey, kind: kind, item: item}) AS entries
 }
@@ -879,9 +909,6 @@ async def timeline_by_profile(
 
 # ---------------------------------------------------------------------------------------------
 # Deals, stage history, contacts
-
-_DEAL_PROJECTION: Final = """d {.*, ownerId: head([(o:Owner)-[:OWNS]->(d) | o.id]),
-                   accountId: head([(d)-[:FOR_ACCOUNT]->(a:Account) | a.id])}"""
 
 DEALS_BY_ID: Final = (
     """
@@ -957,6 +984,7 @@ def _with_durations(
                 to_stage=change.to_stage,
                 changed_at=change.changed_at,
                 duration_seconds=max(seconds, 0) if seconds is not None else None,
+                timed=True,
             )
         )
     return out

@@ -41,7 +41,9 @@ async def _account(root: Deal, info: Info) -> Account | None:
 
 
 async def _stage_history(root: Deal, info: Info) -> list[StageChange]:
-    rows = await info.context.loaders.stage_history_by_deal.load(root.row.id)
+    rows = root.row.stage_history
+    if rows is None:
+        rows = tuple(await info.context.loaders.stage_history_by_deal.load(root.row.id))
     return [StageChange.from_row(r) for r in rows]
 
 
@@ -87,14 +89,19 @@ class Deal(Node):
 
 
 async def _stage_change_deal(root: StageChange, info: Info) -> Deal | None:
+    if root.row.deal is not None:
+        return Deal.from_row(root.row.deal)
     return await load_deal(info, root.row.deal_id)
 
 
 async def _stage_change_duration(root: StageChange, info: Info) -> int | None:
-    if root.row.duration_seconds is not None:
+    if root.row.timed:
         return root.row.duration_seconds
     # A change read from the timeline: its duration needs the deal's whole history.
-    history = await info.context.loaders.stage_history_by_deal.load(root.row.deal_id)
+    deal = root.row.deal
+    history = deal.stage_history if deal is not None else None
+    if history is None:
+        history = tuple(await info.context.loaders.stage_history_by_deal.load(root.row.deal_id))
     return next((c.duration_seconds for c in history if c.id == root.row.id), None)
 
 

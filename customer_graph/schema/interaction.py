@@ -11,7 +11,7 @@ import strawberry
 from customer_graph.graph.reads import InteractionFilter, InteractionRow
 from customer_graph.resolvers.context import Info
 from customer_graph.schema.node import Node, PageInfo, to_global_id
-from customer_graph.schema.owner import Owner, load_owner
+from customer_graph.schema.owner import Owner
 from customer_graph.schema.scalars import JSON
 
 if TYPE_CHECKING:
@@ -40,8 +40,8 @@ def interaction_type(value: str) -> InteractionType:
         return InteractionType.OTHER
 
 
-async def _owner(root: Interaction, info: Info) -> Owner | None:
-    return await load_owner(info, root.row.owner_id)
+def _owner(root: Interaction) -> Owner | None:
+    return Owner.from_row(root.row.owner) if root.row.owner is not None else None
 
 
 async def _deal(
