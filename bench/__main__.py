@@ -519,20 +519,35 @@ async def fig_quality(run: Run) -> None:
 
 async def fig_re_resolution(run: Run) -> None:
     """`customer-graph resolve` over every record, as an operator would run it."""
-    argv = [str(Path(sys.executable).parent / "customer-graph"), "resolve"]
+    argv = [str(Path(sys.executable).parent / "customer-graph"), "resolve", "--json"]
+    argv += ["--show", "0"]
     env = _cli_env(run.settings)
     t0 = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=3600, check=False)
     seconds = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise RuntimeError(f"customer-graph resolve exited {done.returncode}: {done.stderr[-800:]}")
+    # Exit 2: the dry run found differences between the graph and a recomputation.
+    if done.returncode not in (0, 2):
+        raise RuntimeError(
+            f"customer-graph resolve exited {done.returncode}: {_last(done.stderr or done.stdout)}"
+        )
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        report = {"output_tail": done.stdout[-600:]}
+    summary = {k: v for k, v in report.items() if isinstance(v, int | float | str | bool)}
     records = _records(run)
     run.results["re_resolution"] = {
         "records": records,
         "seconds": round(seconds, 2),
         "records_per_s": round(records / seconds, 1),
-        "output_tail": done.stdout[-600:],
+        "differences_found": done.returncode == 2,
+        "report": summary,
+        "note": "a dry run (`customer-graph resolve --json`) in its own process, start-up included",
     }
+
+
+def _last(text: str, n: int = 800) -> str:
+    return text.strip()[-n:]
 
 
 def _cli_env(settings: Settings) -> dict[str, str]:
