@@ -682,19 +682,27 @@ async def fig_import(run: Run) -> None:
         path = paths[kind]
         rows = sum(1 for _ in path.open()) - 1
         argv = [cli, "import", str(path), "--kind", kind, "--preset", "salesforce"]
-        argv += ["--source", "crm"]
+        argv += ["--source", "crm", "--no-progress", "--json"]
+        out_path, err_path = path.with_suffix(".out"), path.with_suffix(".err")
         t0 = time.perf_counter()
-        done = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=3600, check=False
-        )
+        with out_path.open("wb") as out, err_path.open("wb") as err:
+            child = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
+            _, status, usage = os.wait4(child.pid, 0)  # rusage: the importer's own peak RSS
         seconds = time.perf_counter() - t0
-        if done.returncode != 0:
-            raise RuntimeError(f"import {kind} exited {done.returncode}: {done.stderr[-800:]}")
+        code = os.waitstatus_to_exitcode(status)
+        child.returncode = code
+        if code != 0:
+            raise RuntimeError(f"import {kind} exited {code}: {_last(err_path.read_text())}")
+        try:
+            summary = json.loads(out_path.read_text().strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            summary = {}
         kinds[kind] = {
             "rows": rows,
             "seconds": round(seconds, 2),
             "rows_per_s": round(rows / seconds, 1),
-            "summary_tail": done.stdout[-300:] + done.stderr[-300:],
+            "importer_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "summary": {k: v for k, v in summary.items() if isinstance(v, int | float | str)},
         }
         total_rows += rows
         total_seconds += seconds

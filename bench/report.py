@@ -91,9 +91,12 @@ def render(results: dict[str, Any], plots: str = "bench") -> str:
     imp = results.get("import")
     if imp:
         out.append("### CRM import (`customer-graph import`, Salesforce exports)\n")
-        rows = [[k, v["rows"], v["seconds"], v["rows_per_s"]] for k, v in imp["kinds"].items()]
-        rows.append(["all", imp["rows"], imp["seconds"], imp["rows_per_s"]])
-        out.append(_table(["kind", "rows", "seconds", "rows/s"], rows))
+        rows = [
+            [k, v["rows"], v["seconds"], v["rows_per_s"], v.get("importer_peak_rss_mb")]
+            for k, v in imp["kinds"].items()
+        ]
+        rows.append(["all", imp["rows"], imp["seconds"], imp["rows_per_s"], None])
+        out.append(_table(["kind", "rows", "seconds", "rows/s", "importer peak RSS MiB"], rows))
         out.append(f"\n![import]({plots}/import.png)")
     page = results.get("profile_page")
     if page:
