@@ -25,7 +25,7 @@ from rich.table import Table
 from customer_graph.graph.constraints import ensure_schema
 from customer_graph.graph.driver import driver_for, translate_unavailable
 from customer_graph.graph.errors import GraphUnavailableError
-from customer_graph.ingestion.importers.mapping import Kind, LayoutError
+from customer_graph.ingestion.importers.layouts import Kind, LayoutError
 from customer_graph.ingestion.importers.reader import ImportFormat, ReaderError
 from customer_graph.ingestion.importers.runner import (
     DEFAULT_BATCH_SIZE,

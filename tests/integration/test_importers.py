@@ -24,7 +24,7 @@ import pytest
 import pytest_asyncio
 from neo4j import AsyncDriver
 
-from customer_graph.ingestion.importers.mapping import Kind
+from customer_graph.ingestion.importers.layouts import Kind
 from customer_graph.ingestion.importers.runner import ImportOptions, ImportSummary, run_import
 from customer_graph.settings import PROJECT_ROOT, Settings
 from tests.helpers import unique

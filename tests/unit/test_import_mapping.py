@@ -15,14 +15,14 @@ import pytest
 from customer_graph.graph.records import OwnerIn, WriteBatch
 from customer_graph.import_cli import PresetName
 from customer_graph.ingestion.importers import convert
-from customer_graph.ingestion.importers.mapping import (
+from customer_graph.ingestion.importers.layouts import (
     FIELDS,
     ImportContext,
     Kind,
     LayoutError,
-    Mapper,
     RowError,
 )
+from customer_graph.ingestion.importers.mapping import Mapper
 from customer_graph.ingestion.importers.presets import GENERIC, PRESETS, preset
 from customer_graph.ingestion.importers.presets.hubspot import stage_of_column
 from customer_graph.ingestion.importers.reader import ExportReader, ImportFormat, ReaderError

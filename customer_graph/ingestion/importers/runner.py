@@ -32,12 +32,8 @@ from customer_graph.graph.privacy import find_suppressed_tx
 from customer_graph.graph.records import OwnerIn, WriteBatch, WriteResult
 from customer_graph.graph.resolution import ResolutionConfig, resolution_config
 from customer_graph.graph.writes import write_batch_tx
-from customer_graph.ingestion.importers.mapping import (
-    ImportContext,
-    Kind,
-    Mapper,
-    RowError,
-)
+from customer_graph.ingestion.importers.layouts import ImportContext, Kind, RowError
+from customer_graph.ingestion.importers.mapping import Mapper
 from customer_graph.ingestion.importers.presets import preset as preset_named
 from customer_graph.ingestion.importers.reader import ExportReader, ImportFormat, SourceRow
 from customer_graph.settings import Settings

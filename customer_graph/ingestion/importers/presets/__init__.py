@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from customer_graph.ingestion.importers.mapping import Preset
+from customer_graph.ingestion.importers.layouts import Preset
 from customer_graph.ingestion.importers.presets.dynamics import DYNAMICS
 from customer_graph.ingestion.importers.presets.generic import GENERIC
 from customer_graph.ingestion.importers.presets.hubspot import HUBSPOT

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from customer_graph.ingestion.importers.mapping import FIELDS, Kind, Layout, Preset
+from customer_graph.ingestion.importers.layouts import FIELDS, Kind, Layout, Preset
 
 
 def _spellings(name: str) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from customer_graph.ingestion.importers.mapping import Kind, Layout, Preset, RowView
+from customer_graph.ingestion.importers.layouts import Kind, Layout, Preset, RowView
 
 
 def clean_id(value: str) -> str:

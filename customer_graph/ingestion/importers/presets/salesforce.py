@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from customer_graph.ingestion.importers.convert import salesforce_id18
-from customer_graph.ingestion.importers.mapping import Kind, Layout, Preset, RowView, related
+from customer_graph.ingestion.importers.layouts import Kind, Layout, Preset, RowView, related
 
 
 def clean_id(value: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from customer_graph.ingestion.importers.mapping import Kind, Layout, Preset, RowView, related
+from customer_graph.ingestion.importers.layouts import Kind, Layout, Preset, RowView, related
 
 
 def clean_id(value: str) -> str:
