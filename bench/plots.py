@@ -80,6 +80,7 @@ def profile_page(results: dict[str, Any], ax: Axes) -> str | None:
     for key, style in (("floor_p50_ms", "--o"), ("floor_p95_ms", "--s")):
         ax.plot(x, [data["by_clients"][c][key] for c in clients], style, color=FLOOR, label=key)
     ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
     ax.set_xticks(x, [str(c) for c in x])
     ax.set_xlabel("concurrent clients")
     ax.set_ylabel("ms")
@@ -128,6 +129,7 @@ def scale(results: dict[str, Any], ax: Axes) -> str | None:
                 [p["profile_by_identifier"]["floor_p50_ms"] for p in lookups], "--D",
                 color=OTHER, alpha=0.5, label="profileByIdentifier floor p50")  # fmt: skip
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("customer records")
     ax.set_ylabel("ms (one client)")
     ax.legend(fontsize=7)

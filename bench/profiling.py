@@ -63,7 +63,49 @@ async def profile_requests(
     shown = out.resolve()
     if shown.is_relative_to(PROJECT_ROOT):
         shown = shown.relative_to(PROJECT_ROOT)
-    return {"report": str(shown), "top_own_time": top_frames(profiler)}
+    return {
+        "report": str(shown),
+        "wall_s": round(profiler.last_session.duration, 2) if profiler.last_session else None,
+        "cpu_s": round(profiler.last_session.cpu_time, 2) if profiler.last_session else None,
+        "by_package": by_package(profiler),
+        "top_own_time": top_frames(profiler),
+    }
+
+
+def by_package(profiler: Profiler) -> dict[str, float]:
+    """Own time by the package whose code ran (graphql, strawberry, neo4j, customer_graph, …),
+    as a share of all samples; waiting in the event loop's select is `idle (waiting on I/O)`."""
+    session = profiler.last_session
+    root = session.root_frame() if session else None
+    if root is None:
+        return {}
+    shares: dict[str, float] = {}
+    stack = [(root, "other")]
+    while stack:
+        frame, parent_package = stack.pop()
+        package = _package(frame.file_path or "", frame.function) or parent_package
+        stack.extend((child, package) for child in frame.children)
+        if not frame.children:
+            shares[package] = shares.get(package, 0.0) + frame.time
+    total = root.time or 1.0
+    ranked = sorted(shares.items(), key=lambda kv: kv[1], reverse=True)
+    return {name: round(t / total, 3) for name, t in ranked if t / total >= 0.005}
+
+
+def _package(path: str, function: str) -> str | None:
+    if "select" in function and ("selectors" in path or "<built-in>" in path):
+        return "idle (waiting on I/O)"
+    for marker in ("site-packages/", "/customer_graph/", "/bench/"):
+        if marker in path:
+            rest = path.split(marker, 1)[1]
+            if marker == "/customer_graph/":
+                return "customer_graph"
+            if marker == "/bench/":
+                return "bench (load driver)"
+            return rest.split("/", 1)[0].removesuffix(".py")
+    if "/lib/python" in path:
+        return "stdlib (asyncio, json, …)"
+    return None
 
 
 def top_frames(profiler: Profiler, n: int = 12) -> list[dict[str, Any]]:

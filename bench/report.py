@@ -23,7 +23,9 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "pass" if value else "**miss**"
     if isinstance(value, float):
-        return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+        if abs(value) < 1:
+            return f"{value:.4f}"
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -35,7 +37,11 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def render(results: dict[str, Any], plots: str = "bench") -> str:
+def render(results: dict[str, Any], plots: str | None = None) -> str:
+    """Markdown for one run; `plots` is the PNG folder relative to docs/."""
+    if plots is None:
+        size = results.get("size", "default")
+        plots = "bench" if size == "default" else f"bench/{size}"
     out: list[str] = []
     m = results.get("machine", {})
     out.append(
@@ -219,13 +225,21 @@ def render(results: dict[str, Any], plots: str = "bench") -> str:
     if profiles:
         out.append("### Where the time goes (pyinstrument, in-process replay)\n")
         for name, prof in profiles.items():
+            out.append(
+                f"`{name}`: {_fmt(prof.get('wall_s'))} s wall, {_fmt(prof.get('cpu_s'))} s CPU "
+                f"(full report: `{prof['report']}`)\n"
+            )
+            packages = prof.get("by_package", {})
+            if packages:
+                rows = [[k, f"{v * 100:.1f}%"] for k, v in packages.items()]
+                out.append(_table(["package (own time)", "share of samples"], rows))
             rows = [[f["frame"], f"{f['share'] * 100:.1f}%"] for f in prof["top_own_time"]]
-            out.append(f"`{name}` (full report: `{prof['report']}`):\n")
             out.append(_table(["frame (own time)", "share of samples"], rows))
     errors = results.get("errors")
     if errors:
         out.append("### Not measured in this run\n")
-        out.append(_table(["figure", "why"], [[k, v[:300]] for k, v in errors.items()]))
+        rows = [[k, " ".join(v.split())[:300].replace("|", "/")] for k, v in errors.items()]
+        out.append(_table(["figure", "why"], rows))
     return "\n\n".join(out) + "\n"
 
 

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from cross_web import HTTPException
 from neo4j import AsyncDriver
 from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from strawberry.types.unset import UnsetType
 
 from customer_graph.graph.constraints import ensure_schema, missing_constraints
 from customer_graph.graph.driver import open_driver
@@ -27,7 +30,7 @@ from customer_graph.ingestion.workers import WorkerPool
 from customer_graph.logging import configure_logging, install_redaction
 from customer_graph.resolvers.context import Context
 from customer_graph.schema.root import build_schema
-from customer_graph.security import security_middleware
+from customer_graph.security import authenticate_connection, loads_bounded, security_middleware
 from customer_graph.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -49,7 +52,18 @@ class AppState:
 class GraphQLApp(GraphQLHTTPView):
     async def get_context(self, request: Any, response: Any = None) -> Context:
         state: AppState = request.app.state.cg
-        return Context(driver=state.driver, settings=state.settings)
+        principal = getattr(request.state, "principal", None)  # set by security.py
+        return Context(driver=state.driver, settings=state.settings, principal=principal)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return loads_bounded(data)  # deep nesting is a 400, not a RecursionError
+        except json.JSONDecodeError as e:
+            raise HTTPException(400, f"Unable to parse request body as JSON: {e.msg}") from e
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        await authenticate_connection(context)  # the key may come in connection_init
+        return UnsetType()
 
 
 async def _ensure_schema_until_done(state: AppState) -> None:

@@ -22,6 +22,7 @@ from typing import Final
 from neo4j import AsyncDriver
 
 from customer_graph.graph import keys as key_store
+from customer_graph.graph.audit import record_audit
 from customer_graph.graph.keys import ApiKeyRow
 from customer_graph.settings import Settings
 
@@ -109,9 +110,16 @@ async def authenticate(
 
 
 async def create_key(
-    driver: AsyncDriver, settings: Settings, *, scopes: Iterable[Scope], source: str
+    driver: AsyncDriver,
+    settings: Settings,
+    *,
+    scopes: Iterable[Scope],
+    source: str,
+    actor: str = "cli",
 ) -> tuple[str, ApiKeyRow]:
-    """Create a key; returns the key itself (shown once, never stored) and its stored row."""
+    """Create a key; returns the key itself (shown once, never stored) and its stored row.
+
+    The creation goes in the audit log, by `actor`."""
     chosen = sorted(set(scopes))
     if not chosen:
         raise ValueError("a key needs at least one scope")
@@ -126,7 +134,32 @@ async def create_key(
         scopes=[s.value for s in chosen],
         source=source,
     )
+    await record_audit(
+        driver,
+        settings.neo4j_database,
+        actor=actor,
+        action="key.create",
+        target=f"key:{row.id}",
+        details={"scopes": list(row.scopes), "source": row.source},
+    )
     return key, row
+
+
+async def revoke_key(
+    driver: AsyncDriver, settings: Settings, key_id: str, *, actor: str = "cli"
+) -> ApiKeyRow | None:
+    """Revoke a key (idempotent), with an audit entry; None if there is no such key."""
+    row = await key_store.revoke_key(driver, settings.neo4j_database, key_id)
+    if row is not None:
+        await record_audit(
+            driver,
+            settings.neo4j_database,
+            actor=actor,
+            action="key.revoke",
+            target=f"key:{row.id}",
+            details={"source": row.source},
+        )
+    return row
 
 
 def validate_source(source: str) -> str:

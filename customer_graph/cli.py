@@ -11,6 +11,7 @@ from customer_graph.identity_cli import resolve_command, super_connectors_comman
 from customer_graph.import_cli import import_command
 from customer_graph.ingestion_cli import dead_letters_app, keys_app
 from customer_graph.logging import configure_logging, uvicorn_log_config
+from customer_graph.privacy_cli import audit_app, delete_profile_command, export_profile_command
 from customer_graph.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -26,6 +27,9 @@ app.command("resolve")(resolve_command)
 app.command("super-connectors")(super_connectors_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(dead_letters_app, name="dead-letters")
+app.command("export-profile")(export_profile_command)
+app.command("delete-profile")(delete_profile_command)
+app.add_typer(audit_app, name="audit")
 console = Console(stderr=True)
 
 

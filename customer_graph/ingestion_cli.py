@@ -12,11 +12,11 @@ from neo4j import AsyncDriver
 from rich.console import Console
 from rich.table import Table
 
-from customer_graph.auth import InvalidSourceError, Scope, create_key
+from customer_graph.auth import InvalidSourceError, Scope, create_key, revoke_key
 from customer_graph.graph.dead_letters import DeadLetter, list_dead_letters, mark_replayed
 from customer_graph.graph.driver import driver_for
 from customer_graph.graph.errors import GraphUnavailableError
-from customer_graph.graph.keys import list_keys, revoke_key
+from customer_graph.graph.keys import list_keys
 from customer_graph.graph.messages import BatchTxWriter
 from customer_graph.ingestion.segment import InvalidPayloadError, PayloadTooLargeError, replay_item
 from customer_graph.ingestion.workers import WorkerPool, WorkItem
@@ -111,7 +111,7 @@ def keys_revoke(
 
     async def work() -> bool:
         async with driver_for(settings) as driver:
-            return await revoke_key(driver, settings.neo4j_database, key_id) is not None
+            return await revoke_key(driver, settings, key_id) is not None
 
     if not _run(work()):
         err.print(f"[red]No key {key_id}.[/red]")

@@ -1,4 +1,4 @@
-"""Browser safety for every route: bounded bodies, no CSRF-able GraphQL POSTs, CORS by allow-list.
+"""HTTP-level safety for every route: bounded bodies, CSRF, CORS, and a key for every GraphQL call.
 
 Pure ASGI middleware, so a refused request is answered before any body is buffered:
 
@@ -6,26 +6,36 @@ Pure ASGI middleware, so a refused request is answered before any body is buffer
   it streams in) gets 413; `gunzip_bounded` applies the same bound after decompression.
 - `CsrfMiddleware`: a browser can send form-encoded, multipart or text/plain POSTs cross-origin
   without a preflight, so POSTs to /graphql must say `application/json` (or the GraphQL-over-HTTP
-  media types); anything else gets 415. Mutations over GET are refused by Strawberry itself (405).
+  media types); anything else gets 415. A mutation over GET gets 405 (GraphQL-over-HTTP).
 - CORS is off unless `cors_origins` lists origins; then only those origins may call, with the
   Authorization and Content-Type headers, and no cookies (keys travel as Bearer tokens).
+- `GraphQLAuthMiddleware`: every GraphQL operation over HTTP needs a valid key (401 otherwise);
+  a websocket may present it in its handshake or in `connection_init`
+  (`authenticate_connection`). Scopes are then checked per field (resolvers/permissions.py).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import zlib
-from typing import Final
+from itertools import accumulate
+from typing import Any, Final, Protocol
 from urllib.parse import parse_qs
 
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from neo4j import AsyncDriver
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.exceptions import ConnectionRejectionError
 
+from customer_graph.auth import Principal, authenticate, key_from_authorization
+from customer_graph.graph.errors import GraphUnavailableError
 from customer_graph.settings import Settings
 
 GRAPHQL_PATH: Final = "/graphql"
+UNAUTHENTICATED: Final = "UNAUTHENTICATED"
 GRAPHQL_MEDIA_TYPES: Final = frozenset(
     {"application/json", "application/graphql-response+json", "application/graphql"}
 )
@@ -33,6 +43,35 @@ SECURITY_HEADERS: Final = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 )
+
+
+MAX_JSON_DEPTH: Final = 64
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP: Final = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def _bracket_depth(raw: bytes) -> int:
+    return max(accumulate(map(_STEP.__getitem__, raw.translate(None, _NOT_BRACKETS))), default=0)
+
+
+def json_depth(data: str | bytes) -> int:
+    """How deeply arrays and objects nest in JSON `data` (brackets in strings do not count)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    rough = _bracket_depth(raw)  # C-speed upper bound; brackets inside strings are rare
+    return rough if rough == 0 else _bracket_depth(_JSON_STRING.sub(b"", raw))
+
+
+def loads_bounded(data: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """`json.loads`, refusing (JSONDecodeError, a ValueError) JSON nested deeper than
+    `max_depth`, which would otherwise exhaust the parser's recursion (a 500, not a 400)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    if _bracket_depth(raw) > max_depth and json_depth(raw) > max_depth:
+        raise json.JSONDecodeError(f"nested deeper than {max_depth} levels", "", 0)
+    try:
+        return json.loads(data)
+    except RecursionError as e:
+        raise json.JSONDecodeError(f"nested deeper than {max_depth} levels", "", 0) from e
 
 
 class BodyTooLargeError(Exception):
@@ -195,6 +234,143 @@ class CsrfMiddleware:
         await self.app(scope, receive, send)
 
 
+def _principal_state(scope: Scope) -> dict[str, Any]:
+    state: dict[str, Any] = scope.setdefault("state", {})
+    return state
+
+
+async def _authenticate(scope: Scope, key: str | None) -> Principal | None:
+    app_state = scope["app"].state.cg
+    return await authenticate(app_state.driver, app_state.settings, key)
+
+
+def _needs_key(scope: Scope) -> bool:
+    """Every GraphQL operation needs a key; GraphiQL's page (a GET without a query) does not."""
+    if scope["type"] == "websocket":
+        return True
+    if scope.get("method") == "GET":
+        return b"query=" in bytes(scope.get("query_string", b""))
+    return scope.get("method") == "POST"
+
+
+class GraphQLAuthMiddleware:
+    """Authenticates every GraphQL request by its key (`Authorization: Bearer <key>`).
+
+    Over HTTP, a missing, unknown or revoked key gets 401 before the GraphQL view runs; the
+    principal goes in `scope["state"]["principal"]` for the context. A websocket may instead
+    send its key in the `connection_init` payload (`authenticate_connection`), so only a key
+    present in the handshake and not valid is refused there (401 denial, or close 4401).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] not in ("http", "websocket")
+            or scope.get("path") != GRAPHQL_PATH
+            or not _needs_key(scope)
+        ):
+            await self.app(scope, receive, send)
+            return
+        key = key_from_authorization(_header(scope, b"authorization"))
+        try:
+            principal = await _authenticate(scope, key) if key else None
+        except GraphUnavailableError:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1013, "reason": "Try again later"})
+                return
+            message = "the graph is unavailable; retry later"
+            await send_error(send, 503, "SERVICE_UNAVAILABLE", message, GRAPHQL_PATH)
+            return
+        if principal is not None:
+            _principal_state(scope)["principal"] = principal
+        elif scope["type"] == "websocket":
+            if key:
+                await _deny_websocket(scope, send)
+                return
+        else:
+            message = (
+                "an API key is required: send Authorization: Bearer <key>"
+                if not key
+                else "the API key is unknown or revoked"
+            )
+            await send_error(
+                send,
+                401,
+                UNAUTHENTICATED,
+                message,
+                GRAPHQL_PATH,
+                extra_headers=((b"www-authenticate", b'Bearer realm="customer-graph"'),),
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+async def _deny_websocket(scope: Scope, send: Send) -> None:
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = json.dumps(
+            {
+                "errors": [
+                    {
+                        "message": "the API key is unknown or revoked",
+                        "extensions": {"code": UNAUTHENTICATED},
+                    }
+                ]
+            }
+        ).encode()
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 401,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    await send({"type": "websocket.close", "code": 4401, "reason": "Unauthorized"})
+
+
+def _connection_key(params: dict[str, Any] | None) -> str | None:
+    """The key in a `connection_init` payload: an Authorization value, or `apiKey`/`key`."""
+    if not params:
+        return None
+    for name in ("Authorization", "authorization"):
+        value = params.get(name)
+        if isinstance(value, str):
+            return key_from_authorization(value)
+    headers = params.get("headers")
+    if isinstance(headers, dict):
+        return _connection_key(headers)
+    for name in ("apiKey", "key"):
+        value = params.get(name)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+class ConnectionContext(Protocol):
+    """What `authenticate_connection` needs of the GraphQL context."""
+
+    driver: AsyncDriver
+    settings: Settings
+    connection_params: dict[str, Any] | None
+    principal: Principal | None
+
+
+async def authenticate_connection(context: ConnectionContext) -> None:
+    """For the websocket view's `on_ws_connect`: the key in `connection_init`, if any, decides;
+    otherwise the one from the handshake. No valid key: ConnectionRejectionError (close 4403)."""
+    key = _connection_key(context.connection_params)
+    if key is not None:
+        try:
+            context.principal = await authenticate(context.driver, context.settings, key)
+        except GraphUnavailableError as e:
+            raise ConnectionRejectionError() from e
+    if context.principal is None:
+        raise ConnectionRejectionError()
+
+
 def security_middleware(settings: Settings) -> list[Middleware]:
     """The app's middleware stack, outermost first."""
     stack: list[Middleware] = []
@@ -211,4 +387,5 @@ def security_middleware(settings: Settings) -> list[Middleware]:
         )
     stack.append(Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes))
     stack.append(Middleware(CsrfMiddleware))
+    stack.append(Middleware(GraphQLAuthMiddleware))
     return stack

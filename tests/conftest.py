@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -14,6 +16,10 @@ from customer_graph.graph.constraints import ensure_schema
 from customer_graph.graph.driver import open_driver
 from customer_graph.graph.local import LocalNeo4j
 from customer_graph.settings import PROJECT_ROOT, Settings
+
+# Every GraphQL request needs a key: the session's settings get a development key (every scope),
+# which tests.helpers.asgi_client sends to /graphql unless a test sets its own Authorization.
+os.environ.setdefault("CUSTOMER_GRAPH_DEV_KEY", "cg_test_" + secrets.token_urlsafe(24))
 
 
 @pytest.fixture(scope="session")

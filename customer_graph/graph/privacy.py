@@ -64,6 +64,17 @@ def record_hash(settings: Settings, source: str, source_id: str) -> str:
     return hmac.new(_secret(settings), message, hashlib.sha256).hexdigest()
 
 
+def identifier_target(settings: Settings, type_: str, value: str) -> str:
+    """How an audit entry names an identifier: its type and keyed hash, never its value."""
+    return f"identifier:{type_}:{identifier_hash(settings, type_, value)[:32]}"
+
+
+def record_target(settings: Settings, record_key: str) -> str:
+    """How an audit entry names a record (`source:sourceId`; ids can be emails): source + hash."""
+    source, _, source_id = record_key.partition(":")
+    return f"record:{source}:{record_hash(settings, source, source_id)[:32]}"
+
+
 @dataclass(frozen=True, slots=True)
 class SuppressedHit:
     """One part of a batch that names an erased person; says where, never the value."""

@@ -41,6 +41,7 @@ from customer_graph.ingestion.workers import (
     WorkerPool,
     WriteRejectedError,
 )
+from customer_graph.security import loads_bounded
 
 SINGLE_TYPES: Final[tuple[MessageType, ...]] = (
     "identify",
@@ -83,7 +84,7 @@ async def handle(request: Request, kind: MessageType | None) -> Response:
     try:
         if header_key is not None:
             principal = await _principal(request, header_key)  # before reading an unknown body
-        body = json.loads(await read_body(request, MAX_BATCH_BYTES))
+        body = loads_bounded(await read_body(request, MAX_BATCH_BYTES))  # depth-limited
         if principal is None:
             key = body.get("writeKey") if isinstance(body, dict) else None
             principal = await _principal(request, key if isinstance(key, str) else None)

@@ -8,15 +8,17 @@ import strawberry
 from strawberry.schema.config import StrawberryConfig
 
 from customer_graph import __version__
-from customer_graph.resolvers import queries
+from customer_graph.resolvers import privacy, queries
 from customer_graph.resolvers.guards import ErrorPolicy, GuardedSchema, Limits, QueryGuards
+from customer_graph.resolvers.permissions import AdminScope, ReadScope
 from customer_graph.schema.account import Account
 from customer_graph.schema.deal import Deal
 from customer_graph.schema.interaction import Interaction
 from customer_graph.schema.node import Node
 from customer_graph.schema.owner import Owner
+from customer_graph.schema.privacy import AuditEntryConnection, DeleteProfilePayload
 from customer_graph.schema.profile import CustomerRecord, Profile, ProfileConnection
-from customer_graph.schema.scalars import SCALAR_MAP
+from customer_graph.schema.scalars import JSON, SCALAR_MAP
 from customer_graph.settings import Settings, get_settings
 
 
@@ -27,27 +29,55 @@ def resolve_version() -> str:
 @strawberry.type
 class Query:
     node: Node | None = strawberry.field(
-        resolver=queries.node, description="Any object by its global id."
+        resolver=queries.node,
+        description="Any object by its global id.",
+        permission_classes=[ReadScope],
     )
     nodes: list[Node | None] = strawberry.field(
-        resolver=queries.nodes, description="Objects by global ids (at most 100), in order."
+        resolver=queries.nodes,
+        description="Objects by global ids (at most 100), in order.",
+        permission_classes=[ReadScope],
     )
     profile: Profile | None = strawberry.field(
         resolver=queries.profile,
         description="A profile by id; a merged-away id gives the profile it was merged into.",
+        permission_classes=[ReadScope],
     )
     profile_by_identifier: Profile | None = strawberry.field(
         resolver=queries.profile_by_identifier,
         description="The profile holding an identifier; the value is normalized like ingestion.",
+        permission_classes=[ReadScope],
     )
     search_profiles: ProfileConnection = strawberry.field(
         resolver=queries.search_profiles,
         description="Full-text search over names, emails and companies; best matches first.",
+        permission_classes=[ReadScope],
     )
-    deal: Deal | None = strawberry.field(resolver=queries.deal)
-    account: Account | None = strawberry.field(resolver=queries.account)
+    deal: Deal | None = strawberry.field(resolver=queries.deal, permission_classes=[ReadScope])
+    account: Account | None = strawberry.field(
+        resolver=queries.account, permission_classes=[ReadScope]
+    )
+    export_profile: JSON | None = strawberry.field(
+        resolver=privacy.export_profile,
+        description="Everything held on one person (right of access), as JSON. Admin only.",
+        permission_classes=[AdminScope],
+    )
+    audit_log: AuditEntryConnection = strawberry.field(
+        resolver=privacy.audit_log,
+        description="Admin actions (keys, blocks, unmerges, erasures), newest first. Admin only.",
+        permission_classes=[AdminScope],
+    )
     version: str = strawberry.field(
         resolver=resolve_version, description="The running service's version."
+    )
+
+
+@strawberry.type
+class Mutation:
+    delete_profile: DeleteProfilePayload = strawberry.field(
+        resolver=privacy.delete_profile,
+        description="Erase a person: records, identifiers, activity; suppress their identifiers.",
+        permission_classes=[AdminScope],
     )
 
 
@@ -60,6 +90,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     limits = Limits.from_settings(settings)
     return GuardedSchema(
         query=Query,
+        mutation=Mutation,
         types=NODE_TYPES,
         config=StrawberryConfig(
             scalar_map=SCALAR_MAP, disable_field_suggestions=not settings.introspection_enabled
