@@ -30,6 +30,7 @@ from customer_graph.ingestion.importers.reader import ImportFormat, ReaderError
 from customer_graph.ingestion.importers.runner import (
     DEFAULT_BATCH_SIZE,
     MAX_BATCH_SIZE,
+    MAX_CONCURRENCY,
     ImportAborted,
     ImportOptions,
     ImportSummary,
@@ -77,6 +78,15 @@ def import_command(
         int,
         typer.Option("--batch-size", min=1, max=MAX_BATCH_SIZE, help="Rows per transaction."),
     ] = DEFAULT_BATCH_SIZE,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency",
+            min=1,
+            max=MAX_CONCURRENCY,
+            help="Chunks written at once, each in its own transaction.",
+        ),
+    ] = 1,
     rejects: Annotated[
         Path | None,
         typer.Option(
@@ -126,6 +136,7 @@ def import_command(
         format=fmt,
         preset=preset.value if preset is not None else None,
         batch_size=batch_size,
+        concurrency=concurrency,
         rejects=rejects,
         encoding=encoding,
         delimiter=delimiter,

@@ -420,6 +420,29 @@ async def test_rerunning_every_import_writes_nothing_new(
         assert (summary.merged, summary.profiles_created) == (0, 0), key
 
 
+async def test_concurrent_chunks_resolve_like_one_writer(
+    driver: AsyncDriver, settings: Settings, tmp_path: Path
+) -> None:
+    token = unique("conc").split("-", 1)[1]
+    copy_samples(tmp_path, token)
+    run = Imported(token, {p: f"{p}-c-{token}" for p in ID_MARKERS}, tmp_path, {})
+    for preset, file in (("salesforce", "Contact.csv"), ("hubspot", "contacts.csv")):
+        options = ImportOptions(
+            path=tmp_path / preset / file,
+            kind=Kind.CONTACTS,
+            source=run.sources[preset],
+            preset=preset,
+            batch_size=1,
+            concurrency=4,
+        )
+        summary = await run_import(driver, settings, options)
+        assert (summary.written, summary.rejected, summary.transactions) == (3, 2, 3)
+    ana = await profile_of(driver, settings, run.key(*ANA_SF))
+    assert await profile_of(driver, settings, run.key(*ANA_HS)) == ana
+    others = {await profile_of(driver, settings, run.key(*p)) for p in (DIEGO_SF, BEN_HS)}
+    assert ana not in others and len(others) == 2
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "customer_graph.cli", "import", *args],

@@ -9,15 +9,19 @@ isolated and rejected; the others are written. If Neo4j is unavailable the impor
 count of rows committed; since every id is derived from the source's record ids, rerunning the
 same import later writes nothing twice.
 
-Memory is bounded by one chunk: nothing accumulates per row.
+With `concurrency` above 1, that many chunks are written at once, each in its own transaction;
+the write path resolves identities the same whatever the order and number of writers.
+
+Memory is bounded by the chunks in flight: nothing accumulates per row.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from pathlib import Path
@@ -40,6 +44,7 @@ from customer_graph.settings import Settings
 
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 10_000
+MAX_CONCURRENCY = 8
 
 ProgressFn = Callable[[int, int], None]  # (bytes read, rows read)
 
@@ -65,6 +70,7 @@ class ImportOptions:
     delimiter: str | None = None
     timezone: tzinfo = UTC
     extras: bool = True
+    concurrency: int = 1  # chunks written at once, each in its own transaction
 
     def rejects_path(self, fmt: ImportFormat) -> Path:
         if self.rejects is not None:
@@ -282,6 +288,38 @@ class _Run:
         self.summary.merged += sum(len(m.merged_ids) for m in result.merges)
 
 
+class _InFlight:
+    """At most `limit` chunk writes at once; the first failure is raised to the reader loop."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, write: Coroutine[Any, Any, None]) -> None:
+        try:
+            while len(self.tasks) >= self.limit:
+                await self._wait(asyncio.FIRST_COMPLETED)
+        except BaseException:
+            write.close()  # never started: close it rather than leave it unawaited
+            raise
+        self.tasks.add(asyncio.create_task(write))
+
+    async def drain(self) -> None:
+        while self.tasks:
+            await self._wait(asyncio.ALL_COMPLETED)
+
+    async def cancel(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
+
+    async def _wait(self, when: str) -> None:
+        done, self.tasks = await asyncio.wait(self.tasks, return_when=when)
+        for task in done:
+            task.result()
+
+
 async def run_import(
     driver: AsyncDriver,
     settings: Settings,
@@ -295,6 +333,8 @@ async def run_import(
     """
     if not 1 <= options.batch_size <= MAX_BATCH_SIZE:
         raise ValueError(f"batch size must be between 1 and {MAX_BATCH_SIZE}")
+    if not 1 <= options.concurrency <= MAX_CONCURRENCY:
+        raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
     chosen = preset_named(options.preset)
     context = ImportContext(options.source, options.timezone, options.extras)
     mapper = Mapper(options.kind, chosen, context)
@@ -312,6 +352,7 @@ async def run_import(
     with reader, RejectsWriter(rejects_path, lambda: reader.header) as rejects:
         run = _Run(driver, settings, resolution_config(settings), summary, rejects)
         chunk: list[tuple[SourceRow, WriteBatch]] = []
+        writes = _InFlight(options.concurrency)
         try:
             for row in reader:
                 summary.read += 1
@@ -330,11 +371,12 @@ async def run_import(
                     continue
                 chunk.append((row, batch))
                 if len(chunk) >= options.batch_size:
-                    await run.write(chunk)
+                    await writes.submit(run.write(chunk))
                     chunk = []
                     if progress is not None:
                         progress(reader.bytes_read, summary.read)
-            await run.write(chunk)
+            await writes.submit(run.write(chunk))
+            await writes.drain()
         except GraphUnavailableError as e:
             summary.seconds = time.monotonic() - started
             summary.rejects_file = str(rejects_path) if rejects.count else None
@@ -344,6 +386,8 @@ async def run_import(
                 "written twice)",
                 summary,
             ) from e
+        finally:
+            await writes.cancel()
         if progress is not None:
             progress(reader.total_bytes, summary.read)
         summary.layout = mapper.layout.name if mapper.layout else ""
