@@ -1,6 +1,7 @@
 """Import throughput and memory: `customer-graph import` of a generated Salesforce Contact export.
 
-    python -m bench.import_rows [--rows 200000] [--small 20000] [--batch-size 500] [--keep]
+    python -m bench.import_rows [--rows 200000] [--small 20000] [--batch-size 500]
+                                [--concurrency 1] [--keep]
 
 Starts a private Neo4j under `.local/bench-import-neo4j/<port>` on a free port (never the shared
 one), writes a Salesforce Contact CSV of `--rows` rows (and one of `--small` rows), imports each
@@ -80,12 +81,13 @@ class Measured:
         return self.rows / self.seconds
 
 
-def run_import(path: Path, source: str, uri: str, batch_size: int) -> Measured:
+def run_import(path: Path, source: str, uri: str, batch_size: int, concurrency: int) -> Measured:
     """Import in a child process; its own peak RSS comes from wait4's rusage."""
     env = {**os.environ, "NEO4J_URI": uri}
     argv = [sys.executable, "-m", "customer_graph.cli", "import", str(path)]
     argv += ["--kind", "contacts", "--preset", "salesforce", "--source", source]
-    argv += ["--batch-size", str(batch_size), "--no-progress", "--json"]
+    argv += ["--batch-size", str(batch_size), "--concurrency", str(concurrency)]
+    argv += ["--no-progress", "--json"]
     out_path, err_path = path.with_suffix(".out"), path.with_suffix(".err")
     started = time.perf_counter()
     with out_path.open("wb") as out, err_path.open("wb") as err:
@@ -104,6 +106,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--small", type=int, default=20_000)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=1, help="chunks written at once")
     parser.add_argument("--keep", action="store_true", help="keep the Neo4j folder afterwards")
     args = parser.parse_args()
 
@@ -126,7 +129,9 @@ def main() -> None:
     try:
         results = {}
         for name, path in (("small", small), ("large", large)):
-            measured = run_import(path, f"bench-{name}", local.uri, args.batch_size)
+            measured = run_import(
+                path, f"bench-{name}", local.uri, args.batch_size, args.concurrency
+            )
             results[name] = measured
             s = measured.summary
             print(
