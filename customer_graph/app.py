@@ -53,7 +53,13 @@ class GraphQLApp(GraphQLHTTPView):
     async def get_context(self, request: Any, response: Any = None) -> Context:
         state: AppState = request.app.state.cg
         principal = getattr(request.state, "principal", None)  # set by security.py
-        return Context(driver=state.driver, settings=state.settings, principal=principal)
+        return Context(
+            driver=state.driver,
+            settings=state.settings,
+            principal=principal,
+            request=request,
+            ingest=state.ingest,
+        )
 
     def parse_json(self, data: str | bytes) -> Any:
         try:

@@ -8,17 +8,26 @@ import strawberry
 from strawberry.schema.config import StrawberryConfig
 
 from customer_graph import __version__
-from customer_graph.resolvers import privacy, queries
+from customer_graph.resolvers import mutations, privacy, queries
 from customer_graph.resolvers.guards import ErrorPolicy, GuardedSchema, Limits, QueryGuards
-from customer_graph.resolvers.permissions import AdminScope, ReadScope
+from customer_graph.resolvers.permissions import AdminScope, ReadScope, WriteScope
 from customer_graph.schema.account import Account
 from customer_graph.schema.deal import Deal
 from customer_graph.schema.interaction import Interaction
+from customer_graph.schema.mutations import (
+    BlockIdentifierPayload,
+    MoveDealStagePayload,
+    RecordInteractionPayload,
+    UnmergeRecordPayload,
+    UpsertCustomerPayload,
+    UpsertDealPayload,
+)
 from customer_graph.schema.node import Node
 from customer_graph.schema.owner import Owner
 from customer_graph.schema.privacy import AuditEntryConnection, DeleteProfilePayload
 from customer_graph.schema.profile import CustomerRecord, Profile, ProfileConnection
 from customer_graph.schema.scalars import JSON, SCALAR_MAP
+from customer_graph.schema.subscriptions import Subscription
 from customer_graph.settings import Settings, get_settings
 
 
@@ -74,6 +83,36 @@ class Query:
 
 @strawberry.type
 class Mutation:
+    upsert_customer: UpsertCustomerPayload = strawberry.field(
+        resolver=mutations.upsert_customer,
+        description="Create or update one source record; identities resolve as it is written.",
+        permission_classes=[WriteScope],
+    )
+    record_interaction: RecordInteractionPayload = strawberry.field(
+        resolver=mutations.record_interaction,
+        description="Record a call, email, meeting, note, task or event of a record.",
+        permission_classes=[WriteScope],
+    )
+    upsert_deal: UpsertDealPayload = strawberry.field(
+        resolver=mutations.upsert_deal,
+        description="Create or update a deal by its CRM id.",
+        permission_classes=[WriteScope],
+    )
+    move_deal_stage: MoveDealStagePayload = strawberry.field(
+        resolver=mutations.move_deal_stage,
+        description="Move a deal to a stage; its stage history keeps the move.",
+        permission_classes=[WriteScope],
+    )
+    block_identifier: BlockIdentifierPayload = strawberry.field(
+        resolver=mutations.block_identifier,
+        description="Block an identifier: it links nothing again; profiles it joined split.",
+        permission_classes=[AdminScope],
+    )
+    unmerge_record: UnmergeRecordPayload = strawberry.field(
+        resolver=mutations.unmerge_record,
+        description="Take a record out of its profile into a profile of its own.",
+        permission_classes=[AdminScope],
+    )
     delete_profile: DeleteProfilePayload = strawberry.field(
         resolver=privacy.delete_profile,
         description="Erase a person: records, identifiers, activity; suppress their identifiers.",
@@ -91,6 +130,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return GuardedSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=NODE_TYPES,
         config=StrawberryConfig(
             scalar_map=SCALAR_MAP, disable_field_suggestions=not settings.introspection_enabled
