@@ -28,6 +28,11 @@ ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 DEV_KEY = f"cg_browser_{unique('key')}"
 HEADERS = json.dumps({"Authorization": f"Bearer {DEV_KEY}"})
 
+UPSERT_CUSTOMER = """
+mutation ($input: UpsertCustomerInput!) {
+  upsertCustomer(input: $input) { profile { id } userErrors { field message code } }
+}
+"""
 PROFILE_BY_EMAIL = """
 query ($email: String!) { profileByIdentifier(type: "email", value: $email) { id } }
 """
@@ -131,3 +136,41 @@ def test_graphiql_switched_off_gives_a_browser_no_ide(driver: AsyncDriver) -> No
     shown = json.loads(report["opened"]["text"])  # Chromium shows the JSON error as text
     assert shown["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     assert "GraphiQL" not in report["opened"]["text"]
+
+
+def test_graphiql_runs_a_subscription_over_its_own_websocket(server: str) -> None:
+    source_id = unique("graphiql-sub")
+    auth = {"Authorization": f"Bearer {DEV_KEY}", "content-type": "application/json"}
+
+    def upsert(plan: str) -> str:
+        variables = {"input": {"source": "dev", "sourceId": source_id, "traits": {"plan": plan}}}
+        return json.dumps({"query": UPSERT_CUSTOMER, "variables": variables})
+
+    seeded = httpx.post(f"{server}/graphql", content=upsert("free"), headers=auth, timeout=30)
+    payload = seeded.json()["data"]["upsertCustomer"]
+    assert payload["userErrors"] == [], payload
+    profile_id = payload["profile"]["id"]
+
+    subscription = (
+        f'subscription {{\n  profileUpdated(id: "{profile_id}") {{\n    id\n    traits\n  }}\n}}'
+    )
+    report = run_graphiql(
+        server,
+        [
+            {"headers": HEADERS, "query": "{ version }", "expect": __version__},
+            {
+                "query": subscription,
+                "expect": "gold-",
+                # While GraphiQL listens, a write to the same record changes the profile.
+                "trigger": {
+                    "url": f"{server}/graphql",
+                    "headers": auth,
+                    "body": upsert("gold-{{n}}"),
+                },
+            },
+        ],
+        "graphiql-subscription.png",
+    )
+    pushed = shown_json(report, 1)["data"]["profileUpdated"]
+    assert pushed["id"] == profile_id
+    assert pushed["traits"]["plan"].startswith("gold-")
