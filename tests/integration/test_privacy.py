@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neo4j import AsyncDriver
 
+from customer_graph.app import create_app
+from customer_graph.auth import Scope, create_key, revoke_key
 from customer_graph.graph.audit import list_audit_entries
 from customer_graph.graph.privacy import (
     SuppressedError,
@@ -16,7 +22,9 @@ from customer_graph.graph.privacy import (
     export_profile,
     find_suppressed,
     identifier_hash,
+    identifier_target,
     record_hash,
+    record_target,
     split_suppressed,
 )
 from customer_graph.graph.records import (
@@ -32,7 +40,7 @@ from customer_graph.graph.records import (
 from customer_graph.graph.resolution import resolution_config
 from customer_graph.graph.writes import write_batch
 from customer_graph.settings import Settings
-from tests.helpers import unique
+from tests.helpers import asgi_client, unique
 
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 
@@ -51,7 +59,9 @@ class Person:
         self.crm, self.web, self.neighbour_source = f"crm-{tag}", f"web-{tag}", f"nb-{tag}"
         self.contact_id, self.web_id, self.neighbour_id = "c1", "u1", "n1"
         self.email = f"{tag}@example.com"
-        self.phone = "+1415555" + str(abs(hash(tag)) % 10_000).zfill(4)
+        # Random over 8 million valid numbers, so no other test's profile holds it.
+        rng = random.SystemRandom()
+        self.phone = f"+1415{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
         self.user_id = f"user-{tag}"
         self.shared_email = f"shared-{tag}@example.org"
         self.account_id, self.deal_id, self.interaction_id = f"a-{tag}", f"d-{tag}", f"i-{tag}"
@@ -245,7 +255,7 @@ async def test_export_then_delete_then_suppress(driver: AsyncDriver, settings: S
                 f"new-{person.crm}",
                 "x",
                 {},
-                (IdentifierIn("phone", f"(415) 555-{person.phone[-4:]}"),),
+                (IdentifierIn("phone", f"(415) {person.phone[5:8]}-{person.phone[8:]}"),),
             ),
         )
     )
@@ -311,3 +321,101 @@ async def test_delete_by_merged_away_id(driver: AsyncDriver, settings: Settings)
         )
         == 0
     )
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "customer_graph.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_cli_export_delete_and_audit(driver: AsyncDriver, settings: Settings) -> None:
+    person = Person()
+    profiles = await _write(driver, settings, person.batch())
+    profile_id = profiles[f"{person.crm}:{person.contact_id}"]
+
+    exported = await asyncio.to_thread(_cli, "export-profile", profile_id)
+    assert exported.returncode == 0, exported.stderr
+    body = json.loads(exported.stdout)
+    assert body["profile"]["id"] == profile_id
+    assert person.email in exported.stdout
+
+    deleted = await asyncio.to_thread(_cli, "delete-profile", profile_id, "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+    assert json.loads(deleted.stdout)["records"] == 2
+    missing = await asyncio.to_thread(_cli, "export-profile", profile_id)
+    assert missing.returncode == 1
+    assert "No profile" in missing.stderr
+
+    listed = await asyncio.to_thread(_cli, "audit", "list", "--first", "100")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split("\t") == ["at", "actor", "action", "target", "details"]
+    mine = [line.split("\t") for line in lines[1:] if f"profile:{profile_id}" in line]
+    assert [(row[1], row[2]) for row in mine] == [("cli", "profile.delete")]
+    assert person.email not in listed.stdout
+    assert person.phone not in listed.stdout
+
+
+BLOCK = """mutation ($input: BlockIdentifierInput!) { blockIdentifier(input: $input) {
+  identifier { type blocked } userErrors { code } } }"""
+UNMERGE = """mutation ($input: UnmergeRecordInput!) { unmergeRecord(input: $input) {
+  record { sourceId } userErrors { code } } }"""
+
+
+async def test_admin_actions_are_audited_without_pii(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    db = settings.neo4j_database
+    source = unique("audit-src")
+    key, row = await create_key(
+        driver, settings, scopes=[Scope.READ, Scope.ADMIN], source=source, actor="test-cli"
+    )
+    email = f"{unique('aud')}@example.com"
+    record_source, record_id = unique("aud-src"), f"{unique('u')}@example.org"  # an email as id
+    await _write(
+        driver,
+        settings,
+        WriteBatch(
+            customers=(
+                CustomerIn(record_source, record_id, {}, (IdentifierIn("email", email),)),
+                CustomerIn(f"{record_source}-b", "1", {}, (IdentifierIn("email", email),)),
+            )
+        ),
+    )
+    async with asgi_client(create_app(settings), graphql_key=key) as client:
+        blocked = await client.post(
+            "/graphql",
+            json={"query": BLOCK, "variables": {"input": {"type": "email", "value": email}}},
+        )
+        unmerged = await client.post(
+            "/graphql",
+            json={
+                "query": UNMERGE,
+                "variables": {"input": {"recordId": f"{record_source}-b:1"}},
+            },
+        )
+    assert blocked.json()["data"]["blockIdentifier"]["userErrors"] == [], blocked.text
+    assert unmerged.json()["data"]["unmergeRecord"]["userErrors"] == [], unmerged.text
+    assert await revoke_key(driver, settings, row.id, actor="test-cli") is not None
+
+    entries = (await list_audit_entries(driver, db, first=100)).entries
+    by_action = {
+        (e.action, e.target): e for e in entries if e.target == f"key:{row.id}" or e.actor == row.id
+    }
+    assert by_action[("key.create", f"key:{row.id}")].actor == "test-cli"
+    assert by_action[("key.create", f"key:{row.id}")].details == {
+        "scopes": ["admin", "read"],
+        "source": source,
+    }
+    assert ("key.revoke", f"key:{row.id}") in by_action
+    block_target = identifier_target(settings, "email", email)
+    assert by_action[("identifier.block", block_target)].actor == row.id
+    unmerge_target = record_target(settings, f"{record_source}-b:1")
+    assert ("record.unmerge", unmerge_target) in by_action
+    text = json.dumps([(e.target, e.details) for e in by_action.values()])
+    assert email not in text and record_id not in text and "@" not in text
