@@ -63,6 +63,7 @@ from customer_graph.settings import PROJECT_ROOT, Settings
 
 RESULTS = PROJECT_ROOT / "bench" / "results.json"
 PLOTS = PROJECT_ROOT / "docs" / "bench"
+DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
 WORK = PROJECT_ROOT / ".local" / "bench-work"
 
 
@@ -867,9 +868,12 @@ async def main_async(
     log(f"wrote {out}")
     if plots_dir is not None:
         from bench.plots import plot_all
+        from bench.report import update
 
         for path in plot_all(results, plots_dir):
             log(f"plot {path}")
+        update(DOC, results)
+        log(f"tables of this run written into {DOC}")
     return results
 
 

@@ -2,8 +2,8 @@
 
     python -m bench.report [bench/results.json] [docs/benchmarks.md]
 
-The tables replace what stands between the `<!-- results:start -->` and `<!-- results:end -->`
-markers of the document; the prose around them is left alone.
+The tables replace what stands between the `<!-- results:SIZE:start -->` and
+`<!-- results:SIZE:end -->` markers of the document; the prose around them is left alone.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-START = "<!-- results:start -->"
-END = "<!-- results:end -->"
+
+def markers(size: str) -> tuple[str, str]:
+    return f"<!-- results:{size}:start -->", f"<!-- results:{size}:end -->"
 
 
 def _fmt(value: Any) -> str:
@@ -248,12 +249,14 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def update(doc: Path, results: dict[str, Any]) -> None:
-    """Replace the tables between the markers of `doc` (append the markers if missing)."""
+    """Replace the tables between the markers of the run's size in `doc` (append them if
+    missing): each size (small, default, 1m) keeps its own block."""
+    start, end = markers(str(results.get("size", "default")))
     text = doc.read_text() if doc.exists() else ""
-    block = f"{START}\n\n{render(results)}\n{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
+    block = f"{start}\n\n{render(results)}\n{end}"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
         text = head + block + tail
     else:
         text = text + ("\n" if text else "") + block + "\n"
