@@ -285,7 +285,8 @@ def to_datetime(value: object) -> datetime | None:
         value = value.to_native()
     elif isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            # Cypher's toString() of a DateTime: ISO 8601, with a zone name in brackets if any.
+            value = datetime.fromisoformat(value.split("[", 1)[0])
         except ValueError:
             return None
     if not isinstance(value, datetime):
@@ -493,7 +494,8 @@ MATCH (p:Profile {id: key})
 OPTIONAL MATCH (p)-[:MERGED_INTO*1..50]->(s:Profile)
 WHERE NOT (s)-[:MERGED_INTO]->(:Profile)
 WITH key, coalesce(s, p) AS current
-RETURN key, current {.*} AS profile
+RETURN key, current {.id, .traits, .displayName, .email, .phone, .company,
+       createdAt: toString(current.createdAt), updatedAt: toString(current.updatedAt)} AS profile
 """
 
 
@@ -523,7 +525,8 @@ async def profile_id_by_identifier(reader: GraphReader, key: str) -> str | None:
 SEARCH_PROFILES: Final = """
 CALL db.index.fulltext.queryNodes('profile_search', $query) YIELD node, score
 WHERE NOT (node)-[:MERGED_INTO]->(:Profile)
-RETURN node {.*} AS profile
+RETURN node {.id, .traits, .displayName, .email, .phone, .company,
+       createdAt: toString(node.createdAt), updatedAt: toString(node.updatedAt)} AS profile
 ORDER BY score DESC, node.id
 SKIP $skip LIMIT $limit
 """
@@ -577,8 +580,9 @@ MATCH (:Profile {id: key})<-[:RESOLVES_TO]-(c:Customer)-[h:HAS_IDENTIFIER]->(i:I
 WITH key, i, collect(DISTINCT c.source) AS sources, min(h.firstSeen) AS firstSeen,
      max(h.lastSeen) AS lastSeen, collect(coalesce(h.matched, true)) AS matched
 ORDER BY i.type, i.value
-RETURN key, collect(i {.key, .type, .value, .blocked, sources: sources, firstSeen: firstSeen,
-                       lastSeen: lastSeen, matched: any(m IN matched WHERE m)}) AS identifiers
+RETURN key, collect(i {.key, .type, .value, .blocked, sources: sources,
+                       firstSeen: toString(firstSeen), lastSeen: toString(lastSeen),
+                       matched: any(m IN matched WHERE m)}) AS identifiers
 """
 
 
@@ -595,8 +599,9 @@ MATCH (i:Identifier {key: key})
 OPTIONAL MATCH (c:Customer)-[h:HAS_IDENTIFIER]->(i)
 WITH key, i, collect(DISTINCT c.source) AS sources, min(h.firstSeen) AS firstSeen,
      max(h.lastSeen) AS lastSeen, collect(coalesce(h.matched, true)) AS matched
-RETURN key, i {.key, .type, .value, .blocked, sources: sources, firstSeen: firstSeen,
-               lastSeen: lastSeen, matched: any(m IN matched WHERE m)} AS identifier
+RETURN key, i {.key, .type, .value, .blocked, sources: sources,
+               firstSeen: toString(firstSeen), lastSeen: toString(lastSeen),
+               matched: any(m IN matched WHERE m)} AS identifier
 """
 
 
@@ -611,7 +616,8 @@ RECORDS_BY_PROFILE: Final = """
 UNWIND $ids AS key
 MATCH (p:Profile {id: key})<-[:RESOLVES_TO]-(c:Customer)
 WITH key, p, c ORDER BY c.createdAt, c.key
-RETURN key, collect(c {.key, .source, .sourceId, .traits, .createdAt, .updatedAt,
+RETURN key, collect(c {.key, .source, .sourceId, .traits, createdAt: toString(c.createdAt),
+                       updatedAt: toString(c.updatedAt),
                        profileId: p.id}) AS records
 """
 
@@ -624,7 +630,8 @@ async def records_by_profile(reader: GraphReader, ids: Sequence[str]) -> list[li
 RECORDS_BY_KEY: Final = """
 UNWIND $keys AS key
 MATCH (c:Customer {key: key})
-RETURN key, c {.key, .source, .sourceId, .traits, .createdAt, .updatedAt,
+RETURN key, c {.key, .source, .sourceId, .traits, createdAt: toString(c.createdAt),
+                       updatedAt: toString(c.updatedAt),
                profileId: head([(c)-[:RESOLVES_TO]->(p:Profile) | p.id])} AS record
 """
 
@@ -660,8 +667,9 @@ CALL (p) {
          count(CASE WHEN d.status = 'won' THEN 1 END) AS wonDeals,
          count(CASE WHEN d.status = 'lost' THEN 1 END) AS lostDeals
 }
-RETURN key, {recordFirst: recordFirst, recordLast: recordLast, counts: counts,
-             interactionFirst: interactionFirst, interactionLast: interactionLast,
+RETURN key, {recordFirst: toString(recordFirst), recordLast: toString(recordLast),
+             counts: counts, interactionFirst: toString(interactionFirst),
+             interactionLast: toString(interactionLast),
              openValue: openValue, wonValue: wonValue, openDeals: openDeals,
              wonDeals: wonDeals, lostDeals: lostDeals} AS computed
 """
@@ -694,7 +702,8 @@ UNWIND $ids AS key
 MATCH (p:Profile {id: key})<-[:MERGED_INTO*0..50]-(:Profile)<-[:MERGED]-(m:MergeEvent)
 WITH DISTINCT key, m
 ORDER BY m.at DESC, m.id DESC
-RETURN key, collect(m {.*}) AS events
+RETURN key, collect(m {.id, .survivorId, .mergedIds, .identifierKey, .recordKey,
+                       at: toString(m.at)}) AS events
 """
 
 
@@ -709,11 +718,16 @@ async def merge_history_by_profile(
 # Interactions and the timeline
 
 # A deal's stage history comes with it (deals have few changes), saving a round trip.
-_DEAL_PROJECTION: Final = """d {.*, ownerId: head([(o:Owner)-[:OWNS]->(d) | o.id]),
+_DEAL_PROJECTION: Final = """d {.id, .name, .amount, .currency, .pipeline, .stage, .status,
+                   createdAt: toString(d.createdAt), closedAt: toString(d.closedAt),
+                   ownerId: head([(o:Owner)-[:OWNS]->(d) | o.id]),
                    accountId: head([(d)-[:FOR_ACCOUNT]->(a:Account) | a.id]),
-                   history: [(d)-[:HAD_STAGE_CHANGE]->(s:StageChange) | s {.*}]}"""
+                   history: [(d)-[:HAD_STAGE_CHANGE]->(s:StageChange) |
+                             s {.id, .fromStage, .toStage, changedAt: toString(s.changedAt)}]}"""
 
-_INTERACTION_PROJECTION: Final = """i {.*, recordKey: c.key,
+_INTERACTION_PROJECTION: Final = """i {.id, .type, .name, .channel, .direction, .subject, .body,
+                   .durationSeconds, .properties, .source, .messageId,
+                   occurredAt: toString(i.occurredAt), recordKey: c.key,
                    owner: head([(o:Owner)-[:OWNS]->(i) | o {.id, .name, .email}]),
                    dealId: head([(i)-[:ABOUT_DEAL]->(d:Deal) | d.id]),
                    accountId: head([(i)-[:WITH_ACCOUNT]->(a:Account) | a.id])}"""
@@ -842,7 +856,8 @@ CALL (req) {
     WITH d, s, s.changedAt AS at, 'stage:' + s.id AS sortKey
     WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
     WITH d, s, at, sortKey ORDER BY at DESC, sortKey DESC LIMIT $limit
-    RETURN at, sortKey, 'stage_change' AS kind, s {.*, dealId: d.id, deal: """
+    RETURN at, sortKey, 'stage_change' AS kind,
+           s {.id, .fromStage, .toStage, changedAt: toString(s.changedAt), dealId: d.id, deal: """
     + _DEAL_PROJECTION
     + """} AS item
     UNION ALL
@@ -850,15 +865,18 @@ CALL (req) {
     WITH DISTINCT m
     WITH m, m.at AS at, 'merge:' + m.id AS sortKey
     WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
-    RETURN at, sortKey, 'merge' AS kind, m {.*} AS item
+    RETURN at, sortKey, 'merge' AS kind,
+           m {.id, .survivorId, .mergedIds, .identifierKey, .recordKey, at: toString(m.at)} AS item
     UNION ALL
     MATCH (p)<-[:SPLIT]-(e:SplitEvent)
     WITH e, e.at AS at, 'split:' + e.id AS sortKey
     WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
-    RETURN at, sortKey, 'split' AS kind, e {.*} AS item
+    RETURN at, sortKey, 'split' AS kind,
+           e {.id, .profileId, .newProfileIds, .reason, .identifierKey, .recordKey,
+              at: toString(e.at)} AS item
   }
   WITH at, sortKey, kind, item ORDER BY at DESC, sortKey DESC LIMIT $limit
-  RETURN collect({at: at, sortKey: sortKey, kind: kind, item: item}) AS entries
+  RETURN collect({at: toString(at), sortKey: sortKey, kind: kind, item: item}) AS entries
 }
 RETURN req.key AS key, entries
 """
@@ -965,7 +983,9 @@ UNWIND $ids AS key
 MATCH (d:Deal {id: key})
 OPTIONAL MATCH (d)-[:HAD_STAGE_CHANGE]->(s:StageChange)
 WITH key, d, s ORDER BY s.changedAt, s.id
-RETURN key, d.closedAt AS closedAt, collect(s {.*, dealId: d.id}) AS changes
+RETURN key, toString(d.closedAt) AS closedAt,
+       collect(s {.id, .fromStage, .toStage, changedAt: toString(s.changedAt), dealId: d.id})
+       AS changes
 """
 
 
@@ -1009,7 +1029,8 @@ UNWIND $ids AS key
 MATCH (d:Deal {id: key})<-[r:CONTACT_ON]-(c:Customer)
 WITH key, r, c ORDER BY c.key
 RETURN key, collect({role: r.role,
-                     record: c {.key, .source, .sourceId, .traits, .createdAt, .updatedAt,
+                     record: c {.key, .source, .sourceId, .traits, createdAt: toString(c.createdAt),
+                       updatedAt: toString(c.updatedAt),
                                 profileId: head([(c)-[:RESOLVES_TO]->(p:Profile) | p.id])}})
        AS contacts
 """
@@ -1040,8 +1061,9 @@ async def accounts_by_id(reader: GraphReader, ids: Sequence[str]) -> list[Accoun
 
 
 _MEMBERSHIP_PROJECTION: Final = """{title: m.title, roles: m.roles, primary: m.primary,
-         startDate: m.startDate, endDate: m.endDate,
-         record: c {.key, .source, .sourceId, .traits, .createdAt, .updatedAt, profileId: p.id},
+         startDate: toString(m.startDate), endDate: toString(m.endDate),
+         record: c {.key, .source, .sourceId, .traits, createdAt: toString(c.createdAt),
+                       updatedAt: toString(c.updatedAt), profileId: p.id},
          account: a {.id, .name, .domain, ownerId: head([(o:Owner)-[:OWNS]->(a) | o.id])}}"""
 
 MEMBERSHIPS_BY_PROFILE: Final = (

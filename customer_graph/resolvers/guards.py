@@ -16,11 +16,14 @@ reaches a response.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 import strawberry
@@ -44,6 +47,7 @@ from graphql import (
     ValueNode,
     VariableNode,
     get_named_type,
+    parse,
     value_from_ast_untyped,
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule, ValidationRule
@@ -316,50 +320,97 @@ def _count_aliases(document: DocumentNode) -> int:
 # The extensions
 
 
+@lru_cache(maxsize=512)
+def _parse(text: str, max_tokens: int) -> DocumentNode:
+    """Documents by query text: clients send the same few documents again and again."""
+    return parse(text, max_tokens=max_tokens)
+
+
+class ValidatedDocuments:
+    """Query texts whose documents passed every validation rule that depends on the document
+    alone, so the next request with the same text skips them (a bounded LRU, per schema).
+
+    The guards that depend on variables (page sizes, cost) still run on every request.
+    """
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self.maxsize = maxsize
+        self._texts: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, text: object) -> bool:
+        if not isinstance(text, str) or text not in self._texts:
+            return False
+        self._texts.move_to_end(text)
+        return True
+
+    def add(self, text: str) -> None:
+        self._texts[text] = None
+        self._texts.move_to_end(text)
+        while len(self._texts) > self.maxsize:
+            self._texts.popitem(last=False)
+
+
 class QueryGuards(SchemaExtension):
     """Token limit at parse time, the analysis as a validation rule, the cost in `extensions`."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, validated: ValidatedDocuments | None = None) -> None:
         self.limits = limits
+        self.validated = validated
         self.analysis: Analysis | None = None
 
     def on_operation(self) -> Iterator[None]:
         self.execution_context.parse_options["max_tokens"] = self.limits.max_tokens
         yield
 
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.query is not None and context.graphql_document is None:
+            # A document that does not parse is parsed again by strawberry, which reports it.
+            with contextlib.suppress(GraphQLError):
+                context.graphql_document = _parse(context.query, self.limits.max_tokens)
+        yield
+
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
+        query = context.query
+        if self.validated is not None and query in self.validated:
+            # Known document: only the guards that read variables run. A list (even empty)
+            # tells strawberry that validation is done.
+            assert context.graphql_document is not None
+            context.pre_execution_errors = self._check(
+                context.schema._schema, context.graphql_document
+            )
+            yield
+            return
         rules = [self._rule()]
         if not self.limits.introspection:
             rules.append(NoSchemaIntrospectionCustomRule)
         context.validation_rules = (*context.validation_rules, *rules)
         yield
+        if self.validated is not None and query is not None and not context.pre_execution_errors:
+            self.validated.add(query)
+
+    def _check(self, schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
+        aliases = _count_aliases(document)
+        if aliases > self.limits.max_aliases:
+            return [
+                _error(
+                    f"The query has {aliases} aliases; at most {self.limits.max_aliases} allowed.",
+                    TOO_MANY_ALIASES,
+                )
+            ]
+        context = self.execution_context
+        self.analysis = Analysis(
+            schema, document, context.operation_name, context.variables, self.limits
+        )
+        return list(self.analysis.errors)
 
     def _rule(self) -> type[ValidationRule]:
         guards = self
-        context = self.execution_context
 
         class GuardRule(ValidationRule):
             def enter_document(self, node: DocumentNode, *_: Any) -> None:
-                aliases = _count_aliases(node)
-                if aliases > guards.limits.max_aliases:
-                    self.report_error(
-                        _error(
-                            f"The query has {aliases} aliases; at most "
-                            f"{guards.limits.max_aliases} allowed.",
-                            TOO_MANY_ALIASES,
-                        )
-                    )
-                    return
-                analysis = Analysis(
-                    self.context.schema,
-                    node,
-                    context.operation_name,
-                    context.variables,
-                    guards.limits,
-                )
-                guards.analysis = analysis
-                for error in analysis.errors:
+                for error in guards._check(self.context.schema, node):
                     self.report_error(error)
 
         return GuardRule

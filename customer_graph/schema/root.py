@@ -9,7 +9,13 @@ from strawberry.schema.config import StrawberryConfig
 
 from customer_graph import __version__
 from customer_graph.resolvers import mutations, privacy, queries
-from customer_graph.resolvers.guards import ErrorPolicy, GuardedSchema, Limits, QueryGuards
+from customer_graph.resolvers.guards import (
+    ErrorPolicy,
+    GuardedSchema,
+    Limits,
+    QueryGuards,
+    ValidatedDocuments,
+)
 from customer_graph.resolvers.permissions import AdminScope, ReadScope, WriteScope
 from customer_graph.schema.account import Account
 from customer_graph.schema.deal import Deal
@@ -135,7 +141,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         config=StrawberryConfig(
             scalar_map=SCALAR_MAP, disable_field_suggestions=not settings.introspection_enabled
         ),
-        extensions=[partial(QueryGuards, limits), ErrorPolicy],
+        # Parsing and the document-only validation rules are cached per query text; the
+        # guards that read variables run every time.
+        extensions=[partial(QueryGuards, limits, ValidatedDocuments()), ErrorPolicy],
     )
 
 
