@@ -234,6 +234,8 @@ class Keyset:
 class InteractionFilter:
     profile_id: str
     types: tuple[str, ...] | None = None
+    # Also every interaction whose type is none of these (the API's OTHER).
+    other_than: tuple[str, ...] | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -739,7 +741,8 @@ INTERACTIONS_BY_PROFILE: Final = (
 UNWIND $requests AS req
 CALL (req) {
   MATCH (:Profile {id: req.profileId})<-[:RESOLVES_TO]-(c:Customer)-[:HAD]->(i:Interaction)
-  WHERE (req.types IS NULL OR i.type IN req.types)
+  WHERE (req.types IS NULL OR i.type IN req.types
+         OR (req.otherThan IS NOT NULL AND NOT i.type IN req.otherThan))
     AND (req.since IS NULL OR i.occurredAt >= req.since)
     AND (req.until IS NULL OR i.occurredAt < req.until)
     AND (req.afterAt IS NULL OR i.occurredAt < req.afterAt
@@ -757,7 +760,8 @@ INTERACTION_COUNTS: Final = """
 UNWIND $requests AS req
 CALL (req) {
   MATCH (:Profile {id: req.profileId})<-[:RESOLVES_TO]-(:Customer)-[:HAD]->(i:Interaction)
-  WHERE (req.types IS NULL OR i.type IN req.types)
+  WHERE (req.types IS NULL OR i.type IN req.types
+         OR (req.otherThan IS NOT NULL AND NOT i.type IN req.otherThan))
     AND (req.since IS NULL OR i.occurredAt >= req.since)
     AND (req.until IS NULL OR i.occurredAt < req.until)
   RETURN count(i) AS n
@@ -774,6 +778,7 @@ def _filter_params(f: InteractionFilter) -> dict[str, Any]:
     return {
         "profileId": f.profile_id,
         "types": list(f.types) if f.types is not None else None,
+        "otherThan": list(f.other_than) if f.other_than is not None else None,
         "since": f.since,
         "until": f.until,
     }

@@ -298,9 +298,13 @@ async def _interactions(
 ) -> InteractionConnection:
     check_first(first)
     check_list("types", types, limit=len(InteractionType))
+    other_than = None
+    if types is not None and InteractionType.OTHER in types:
+        other_than = tuple(t.value for t in InteractionType if t is not InteractionType.OTHER)
     filter_ = InteractionFilter(
         profile_id=root.profile_id,
         types=tuple(sorted({t.value for t in types})) if types is not None else None,
+        other_than=other_than,
         since=since,
         until=until,
     )

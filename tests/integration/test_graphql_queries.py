@@ -11,9 +11,10 @@ import pytest_asyncio
 from neo4j import AsyncDriver
 
 from customer_graph.app import create_app
+from customer_graph.graph.records import InteractionIn, WriteBatch
 from customer_graph.settings import Settings
 from tests.helpers import asgi_client, unique
-from tests.integration.graphql_seed import T0, Person, data, gql, seed_person
+from tests.integration.graphql_seed import T0, Person, data, gql, seed_person, write
 
 
 def gid(type_name: str, raw: str) -> str:
@@ -374,3 +375,27 @@ async def test_search_profiles_with_cursor_pagination(
     assert gid("Profile", people[0].profile_id) in [e["node"]["id"] for e in by_email["edges"]]
     odd = await gql(client, SEARCH, q='ada AND (" OR :* \\', first=5)
     assert "errors" not in odd, odd
+
+
+async def test_types_outside_the_enum_are_other(
+    client: httpx.AsyncClient, driver: AsyncDriver, settings: Settings
+) -> None:
+    someone = await seed_person(driver, settings, interactions=3)  # a call, an email, a page
+    webinar = InteractionIn(
+        id=f"webinar-{someone.tag}",
+        source="crm",
+        customer_source_id=someone.crm_key.split(":", 1)[1],
+        type="webinar",
+        occurred_at=T0,
+    )
+    await write(driver, settings, WriteBatch(interactions=(webinar,)))
+    query = """query($id: ID!, $types: [InteractionType!]) { profile(id: $id) {
+        computed { interactionCounts { type count } }
+        interactions(first: 10, types: $types) { totalCount nodes { id type } } } }"""
+    got = (await data(client, query, id=someone.profile_id, types=["OTHER", "CALL"]))["profile"]
+    assert {(n["id"], n["type"]) for n in got["interactions"]["nodes"]} == {
+        (gid("Interaction", webinar.id), "OTHER"),
+        (gid("Interaction", someone.interaction_ids[0]), "CALL"),
+    }
+    assert got["interactions"]["totalCount"] == 2
+    assert {"type": "OTHER", "count": 1} in got["computed"]["interactionCounts"]
