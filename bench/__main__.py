@@ -798,7 +798,17 @@ def machine() -> dict[str, Any]:
                 mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "customer_graph"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     return {
+        "git_commit": commit + (" (customer_graph/ has uncommitted changes)" if dirty else ""),
         "nproc": os.cpu_count(),
         "memory_gib": mem_gib,
         "cpu": cpu,

@@ -51,7 +51,8 @@ def render(results: dict[str, Any], plots: str | None = None) -> str:
         f"({m.get('cpu')}), {m.get('memory_gib')} GiB, Python {m.get('python')}; load average "
         f"at start {m.get('load_average_at_start')}. Bench Neo4j: heap "
         f"{results.get('neo4j', {}).get('heap')}, page cache "
-        f"{results.get('neo4j', {}).get('pagecache_mb')} MB."
+        f"{results.get('neo4j', {}).get('pagecache_mb')} MB. Code: "
+        f"{m.get('git_commit', 'commit not recorded')}."
     )
     targets = results.get("targets", {})
     if targets:
