@@ -25,10 +25,10 @@ RETURN p.id AS id,
        p.company AS company,
        [(p)<-[:RESOLVES_TO]-(c:Customer) |
           {key: c.key, source: c.source, traits: c.traits, traitTimes: c.traitTimes,
-           updatedAt: c.updatedAt}] AS records,
+           updatedAt: toString(c.updatedAt)}] AS records,
        [(p)<-[:RESOLVES_TO]-(:Customer)-[h:HAS_IDENTIFIER]->(i:Identifier)
           WHERE h.matched = true AND NOT i.blocked AND i.type IN ['email', 'phone'] |
-          {type: i.type, value: i.value, lastSeen: h.lastSeen}] AS contacts
+          {type: i.type, value: i.value, lastSeen: toString(h.lastSeen)}] AS contacts
 """
 
 WRITE_PROFILES = """
@@ -55,6 +55,10 @@ def loads_times(text: str | None) -> dict[str, datetime]:
     return {k: datetime.fromisoformat(v) for k, v in loads_map(text).items() if isinstance(v, str)}
 
 
+def _time(value: Any) -> datetime | None:
+    return parse_time(value) if isinstance(value, str) else native(value)
+
+
 def native(value: Any) -> datetime | None:
     """A driver DateTime as a timezone-aware Python datetime."""
     if value is None:
@@ -65,12 +69,17 @@ def native(value: Any) -> datetime | None:
     return result
 
 
+def parse_time(value: str | None) -> datetime | None:
+    """A time Cypher's toString() gave (ISO 8601), as an aware datetime."""
+    return datetime.fromisoformat(value) if value else None
+
+
 def _latest(contacts: Iterable[Mapping[str, Any]], type_: str) -> str | None:
     best: tuple[datetime, str] | None = None
     for c in contacts:
         if c["type"] != type_:
             continue
-        at = native(c["lastSeen"]) or datetime.min.replace(tzinfo=UTC)
+        at = _time(c["lastSeen"]) or datetime.min.replace(tzinfo=UTC)
         if best is None or (at, c["value"]) > best:
             best = (at, c["value"])
     return None if best is None else best[1]
@@ -78,7 +87,7 @@ def _latest(contacts: Iterable[Mapping[str, Any]], type_: str) -> str | None:
 
 def profile_fields(
     records: Iterable[Mapping[str, Any]],
-    contacts: list[Mapping[str, Any]],
+    contacts: Iterable[Mapping[str, Any]],
     config: ResolutionConfig,
 ) -> dict[str, Any]:
     """The stored fields of a profile (traits JSON, displayName, email, phone, company)."""
@@ -89,7 +98,7 @@ def profile_fields(
                 source=r["source"],
                 traits=loads_map(r["traits"]),
                 trait_times=loads_times(r["traitTimes"]),
-                updated_at=native(r["updatedAt"]),
+                updated_at=_time(r["updatedAt"]),
             )
             for r in records
         ],

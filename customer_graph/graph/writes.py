@@ -37,7 +37,8 @@ from customer_graph.graph.profile_refresh import (
     dumps,
     loads_map,
     loads_times,
-    native,
+    parse_time,
+    profile_fields,
     refresh_profiles,
 )
 from customer_graph.graph.records import CustomerIn, MergeOut, WriteBatch, WriteResult, customer_key
@@ -74,16 +75,21 @@ RETURN i.key AS key, coalesce(i.blocked, false) AS blocked
 
 # The neighbourhood of a batch: its records (their profile and the batch identifiers they already
 # hold), the live profiles holding the batch's identifiers through matched edges, and those
-# profiles' age and matched identifier values (for the limits).
+# profiles' age and matched identifier values (for the limits). Times come back as ISO strings
+# and traits only when needed: decoding driver DateTimes and big strings costs more than reading.
 READ_NEIGHBOURHOOD = """
 CALL () {
   UNWIND $records AS row
   MATCH (c:Customer {key: row.key})
   OPTIONAL MATCH (c)-[:RESOLVES_TO]->(p:Profile)
+  WITH c, p, row, row.withTraits OR p IS NULL AS withTraits
   RETURN collect({
-    key: c.key, traits: c.traits, traitTimes: c.traitTimes, seenAt: c.seenAt, profileId: p.id,
+    key: c.key, profileId: p.id, seenAt: toString(c.seenAt),
+    traits: CASE WHEN withTraits THEN c.traits END,
+    traitTimes: CASE WHEN withTraits THEN c.traitTimes END,
     edges: [(c)-[h:HAS_IDENTIFIER]->(i:Identifier) WHERE i.key IN row.identifiers |
-            {key: i.key, matched: h.matched, firstSeen: h.firstSeen, lastSeen: h.lastSeen}]
+            {key: i.key, matched: h.matched,
+             firstSeen: toString(h.firstSeen), lastSeen: toString(h.lastSeen)}]
   }) AS records
 }
 CALL () {
@@ -97,7 +103,7 @@ CALL () {
   UNWIND $profiles AS pid
   MATCH (p:Profile {id: pid})
   RETURN collect({
-    id: p.id, createdAt: p.createdAt, merged: EXISTS { (p)-[:MERGED_INTO]->() },
+    id: p.id, createdAt: toString(p.createdAt), merged: EXISTS { (p)-[:MERGED_INTO]->() },
     values: CASE WHEN $withValues
       THEN [(p)<-[:RESOLVES_TO]-(:Customer)-[h:HAS_IDENTIFIER]->(i:Identifier)
             WHERE h.matched = true AND NOT i.blocked | [i.type, i.value]]
@@ -116,8 +122,9 @@ SET p.createdAt = p.createdAt
 UPDATE_CUSTOMERS = """
 UNWIND $rows AS row
 MATCH (c:Customer {key: row.key})
-SET c.traits = row.traits, c.traitTimes = row.traitTimes, c.seenAt = row.seenAt,
-    c.updatedAt = $now
+SET c.traits = coalesce(row.traits, c.traits),
+    c.traitTimes = coalesce(row.traitTimes, c.traitTimes),
+    c.seenAt = row.seenAt, c.updatedAt = $now
 """
 
 # New edges get their `matched` decision; existing ones only widen their first/last seen.
@@ -131,9 +138,15 @@ SET h.firstSeen = CASE WHEN row.firstSeen < h.firstSeen THEN row.firstSeen ELSE 
     h.lastSeen = CASE WHEN row.lastSeen > h.lastSeen THEN row.lastSeen ELSE h.lastSeen END
 """
 
+# A new profile holds only records of this batch, so its fields are computed without a read.
 CREATE_PROFILES = """
-UNWIND $ids AS id
-CREATE (:Profile {id: id, createdAt: $now, updatedAt: $now, traits: '{}'})
+UNWIND $rows AS row
+CREATE (p:Profile {id: row.id, createdAt: $now, updatedAt: $now})
+SET p += row.fields
+WITH p, row
+UNWIND row.records AS key
+MATCH (c:Customer {key: key})
+CREATE (c)-[:RESOLVES_TO]->(p)
 """
 
 # Merge `merged` into `survivor`: records and earlier merged-away profiles move to the survivor
@@ -239,7 +252,10 @@ async def _read_neighbourhood(
     config: ResolutionConfig,
 ) -> _Neighbourhood:
     """Read the batch's neighbourhood with its profiles locked (see the module docstring)."""
-    record_rows = [{"key": r.key, "identifiers": list(r.identifiers)} for r in recs]
+    record_rows = [
+        {"key": r.key, "identifiers": list(r.identifiers), "withTraits": bool(r.traits)}
+        for r in recs
+    ]
     identifier_keys = sorted(usable)
     locked: set[str] = set()
     wanted: set[str] = set()
@@ -284,7 +300,7 @@ async def _read_neighbourhood(
         values: dict[str, set[str]] = {}
         for type_, value in p["values"]:
             values.setdefault(type_, set()).add(value)
-        created = native(p["createdAt"])
+        created = parse_time(p["createdAt"])
         assert created is not None
         states[pid] = ProfileState(
             id=pid,
@@ -303,6 +319,8 @@ class _RecordPlan:
     edges: list[dict[str, Any]] = field(default_factory=list)
     customer: dict[str, Any] | None = None
     dirty: bool = False  # its profile's unified fields may change
+    traits: str = "{}"  # the record's traits after the write (JSON), when read or written
+    trait_times: str = "{}"
 
 
 def _plan_record(
@@ -325,7 +343,7 @@ def _plan_record(
             plan.dirty = True
         elif k in rec.identifier_times:
             first, last = rec.identifier_times[k]
-            old_first, old_last = native(edge["firstSeen"]), native(edge["lastSeen"])
+            old_first, old_last = parse_time(edge["firstSeen"]), parse_time(edge["lastSeen"])
             if (old_first is None or first < old_first) or (old_last is None or last > old_last):
                 plan.edges.append(
                     {"customer": rec.key, "identifier": k, "firstSeen": first, "lastSeen": last}
@@ -334,23 +352,28 @@ def _plan_record(
 
     traits, times = loads_map(current["traits"]), loads_times(current["traitTimes"])
     traits_changed = False
+    plan.traits = current["traits"] or "{}"
+    plan.trait_times = current["traitTimes"] or "{}"
     for name, value in rec.traits.items():
         at = rec.trait_times[name]
         if traits.get(name) == value or (name in times and times[name] > at):
             continue  # the same value again keeps its time; an older write loses
         traits[name], times[name] = value, at
         traits_changed = True
-    seen = native(current["seenAt"])
+    seen = parse_time(current["seenAt"])
     new_seen = seen
     if rec.seen_at is not None:
         new_seen = max(seen, rec.seen_at) if seen else rec.seen_at
     elif traits_changed or plan.dirty:
         new_seen = now
+    if traits_changed:
+        plan.traits = dumps(traits)
+        plan.trait_times = dumps({k: v.isoformat() for k, v in times.items()})
     if traits_changed or new_seen != seen:
         plan.customer = {
             "key": rec.key,
-            "traits": dumps(traits),
-            "traitTimes": dumps({k: v.isoformat() for k, v in times.items()}),
+            "traits": plan.traits if traits_changed else None,
+            "traitTimes": plan.trait_times if traits_changed else None,
             "seenAt": new_seen,
         }
     plan.dirty = plan.dirty or traits_changed
@@ -421,8 +444,9 @@ async def _write_customers(
     edge_rows: list[dict[str, Any]] = []
     customer_rows: list[dict[str, Any]] = []
     dirty_records: set[str] = set()
+    plans: dict[str, _RecordPlan] = {}
     for rec in recs:
-        plan = _plan_record(rec, hood.records[rec.key], usable, now)
+        plan = plans[rec.key] = _plan_record(rec, hood.records[rec.key], usable, now)
         if plan.pending or plan.profile_id is None:
             states.append(RecordState(rec.key, plan.profile_id, plan.pending, rec.message_id))
         edge_rows.extend(plan.edges)
@@ -442,7 +466,7 @@ async def _write_customers(
         await tx.run(UPDATE_CUSTOMERS, rows=customer_rows, now=now)
     if edge_rows:
         await tx.run(WRITE_EDGES, rows=edge_rows)
-    await _apply(tx, decision, hood, now)
+    await _apply(tx, decision, hood, now, _new_profile_rows(recs, plans, decision, config, now))
 
     result.customers_written = len(recs)
     result.profiles_created = len(decision.new_profile_ids)
@@ -456,7 +480,6 @@ async def _write_customers(
         result.record_profiles[rec.key] = pid
     changed = {result.record_profiles[k] for k in dirty_records}
     changed.update(m.survivor_id for m in decision.merges)
-    changed.update(decision.new_profile_ids)
     changed.update(
         pid
         for key, pid in decision.record_profiles.items()
@@ -464,14 +487,60 @@ async def _write_customers(
     )
     result.touched_profile_ids.update(changed)
     result.touched_profile_ids.update(i for m in decision.merges for i in m.merged_ids)
-    return changed
+    return changed - set(decision.new_profile_ids)
+
+
+def _new_profile_rows(
+    recs: list[_Record],
+    plans: Mapping[str, _RecordPlan],
+    decision: Resolution,
+    config: ResolutionConfig,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """New profiles with their fields, computed from the batch's records alone."""
+    new = set(decision.new_profile_ids)
+    members: dict[str, list[_Record]] = {pid: [] for pid in decision.new_profile_ids}
+    for rec in recs:
+        pid = decision.record_profiles.get(rec.key)
+        if pid in new:
+            members[pid].append(rec)
+    rows = []
+    for pid, group in members.items():
+        records = [
+            {
+                "key": r.key,
+                "source": r.source,
+                "traits": plans[r.key].traits,
+                "traitTimes": plans[r.key].trait_times,
+                "updatedAt": now,
+            }
+            for r in group
+        ]
+        contacts = [
+            {"type": i.type, "value": i.value, "lastSeen": r.identifier_times.get(k, (now, now))[1]}
+            for r in group
+            for k, i in r.identifiers.items()
+            if i.type in ("email", "phone") and decision.matched.get((r.key, k))
+        ]
+        rows.append(
+            {
+                "id": pid,
+                "records": [r.key for r in group],
+                "fields": profile_fields(records, contacts, config),
+            }
+        )
+    return rows
 
 
 async def _apply(
-    tx: AsyncManagedTransaction, decision: Resolution, hood: _Neighbourhood, now: datetime
+    tx: AsyncManagedTransaction,
+    decision: Resolution,
+    hood: _Neighbourhood,
+    now: datetime,
+    new_profiles: list[dict[str, Any]],
 ) -> None:
-    if decision.new_profile_ids:
-        await tx.run(CREATE_PROFILES, ids=decision.new_profile_ids, now=now)
+    if new_profiles:
+        await tx.run(CREATE_PROFILES, rows=new_profiles, now=now)
     if decision.merges:
         await tx.run(
             MERGE_PROFILES,
@@ -488,11 +557,13 @@ async def _apply(
             ],
             now=now,
         )
-    # Records of merged-away profiles moved with MERGE_PROFILES; the rest are assigned here.
+    # Records of merged-away profiles moved with MERGE_PROFILES, records of new profiles with
+    # CREATE_PROFILES; new records joining existing profiles are assigned here.
+    new = set(decision.new_profile_ids)
     assign = [
         {"key": key, "profileId": pid}
         for key, pid in decision.record_profiles.items()
-        if hood.records[key]["profileId"] is None
+        if hood.records[key]["profileId"] is None and pid not in new
     ]
     if assign:
         await tx.run(ASSIGN_RECORDS, rows=assign)
