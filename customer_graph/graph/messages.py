@@ -83,7 +83,8 @@ async def write_deduplicated_tx(
 
     With a `screen`, a unit any part of which it refuses is not written at all.
     """
-    keys = list(dict.fromkeys(key for key, _ in units if key is not None))
+    # Sorted, so that concurrent writers take the claims' locks in one order (no deadlock).
+    keys = sorted({key for key, _ in units if key is not None})
     fresh = await claim_messages_tx(tx, keys)
     duplicates: list[int] = []
     kept: dict[int, WriteBatch] = {}

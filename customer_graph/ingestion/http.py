@@ -81,6 +81,7 @@ async def handle(request: Request, kind: MessageType | None) -> Response:
     received_at = datetime.now(UTC)
     header_key = key_from_authorization(request.headers.get("authorization"))
     principal: Principal | None = None
+    body: Any = None
     try:
         if header_key is not None:
             principal = await _principal(request, header_key)  # before reading an unknown body
@@ -90,17 +91,17 @@ async def handle(request: Request, kind: MessageType | None) -> Response:
             principal = await _principal(request, key if isinstance(key, str) else None)
         items = parse_request(body, kind=kind, source=principal.source, received_at=received_at)
     except _BodyError as e:
-        metrics.REJECTED.labels(reason=e.code).inc()
+        metrics.REJECTED.labels(reason=e.code).inc(_messages_in(body, kind))
         return _error(e.status, e.code, str(e))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         metrics.REJECTED.labels(reason="malformed_json").inc()
         return _error(400, "malformed_json", f"the body is not valid JSON: {e}")
     except PayloadTooLargeError as e:
-        metrics.REJECTED.labels(reason="too_large").inc()
+        metrics.REJECTED.labels(reason="too_large").inc(_messages_in(body, kind))
         extra = {} if e.index is None else {"errors": [{"index": e.index, "field": ""}]}
         return _error(413, "too_large", str(e), **extra)
     except InvalidPayloadError as e:
-        metrics.REJECTED.labels(reason="invalid").inc()
+        metrics.REJECTED.labels(reason="invalid").inc(_messages_in(body, kind))
         return _error(400, "invalid_request", str(e), errors=[f.as_json() for f in e.errors])
     except GraphUnavailableError:
         return _unavailable(state.settings.ingest_retry_after_s, "neo4j_unavailable")
@@ -128,6 +129,13 @@ async def handle(request: Request, kind: MessageType | None) -> Response:
             for d in receipt.dead_letters
         ]
     return JSONResponse(answer)
+
+
+def _messages_in(body: Any, kind: MessageType | None) -> int:
+    """How many messages a refused request carried (1 when its body could not be read)."""
+    if kind is None and isinstance(body, dict) and isinstance(body.get("batch"), list):
+        return max(len(body["batch"]), 1)
+    return 1
 
 
 async def _principal(request: Request, key: str | None) -> Principal:
