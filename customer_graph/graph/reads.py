@@ -7,18 +7,52 @@ schema layer wraps them in GraphQL types. Times come back as timezone-aware date
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Final, Generic, LiteralString, TypeVar
+from typing import Any, Final, LiteralString, TypeVar
 
 from neo4j import AsyncDriver, Record, RoutingControl
 from neo4j.exceptions import ServiceUnavailable, SessionExpired
-from neo4j.time import DateTime as Neo4jDateTime
 
 from customer_graph.graph.errors import GraphUnavailableError
+from customer_graph.graph.rows import (
+    AccountRow,
+    ComputedRow,
+    DealContactRow,
+    DealRow,
+    IdentifierRow,
+    InteractionFilter,
+    InteractionPageKey,
+    InteractionRow,
+    Keyset,
+    MemberPageKey,
+    MembershipRow,
+    MergeEventRow,
+    OwnerRow,
+    Page,
+    ProfileRow,
+    RecordRow,
+    SearchPageKey,
+    StageChangeRow,
+    TimelineEntry,
+    TimelinePageKey,
+    account_row,
+    computed_row,
+    contact_row,
+    deal_row,
+    identifier_row,
+    interaction_row,
+    membership_row,
+    merge_event_row,
+    owner_row,
+    profile_row,
+    record_row,
+    required_datetime,
+    split_event_row,
+    stage_change_row,
+    to_datetime,
+    with_durations,
+)
 
 T = TypeVar("T")
 
@@ -48,419 +82,6 @@ class GraphReader:
         except (ServiceUnavailable, SessionExpired, OSError) as e:
             raise GraphUnavailableError(type(e).__name__) from e
         return records
-
-
-# ---------------------------------------------------------------------------------------------
-# Rows
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileRow:
-    id: str
-    created_at: datetime
-    updated_at: datetime
-    traits: dict[str, Any]
-    display_name: str | None
-    email: str | None
-    phone: str | None
-    company: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class IdentifierRow:
-    key: str
-    type: str
-    value: str
-    blocked: bool
-    sources: tuple[str, ...] = ()
-    first_seen: datetime | None = None
-    last_seen: datetime | None = None
-    matched: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class RecordRow:
-    key: str
-    source: str
-    source_id: str
-    traits: dict[str, Any]
-    created_at: datetime | None
-    updated_at: datetime | None
-    profile_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ComputedRow:
-    first_seen: datetime | None
-    last_seen: datetime | None
-    interaction_counts: dict[str, int]
-    last_interaction_at: datetime | None
-    open_pipeline_value: float
-    won_revenue: float
-    open_deals: int
-    won_deals: int
-    lost_deals: int
-
-
-@dataclass(frozen=True, slots=True)
-class InteractionRow:
-    id: str
-    type: str
-    occurred_at: datetime
-    name: str | None
-    channel: str | None
-    direction: str | None
-    subject: str | None
-    body: str | None
-    duration_seconds: int | None
-    properties: dict[str, Any]
-    source: str | None
-    message_id: str | None
-    record_key: str | None
-    owner: OwnerRow | None
-    deal_id: str | None
-    account_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DealRow:
-    id: str
-    name: str | None
-    amount: float | None
-    currency: str | None
-    pipeline: str | None
-    stage: str | None
-    status: str | None
-    created_at: datetime | None
-    closed_at: datetime | None
-    owner_id: str | None
-    account_id: str | None
-    # Chronological, with durations; None when the query did not fetch it.
-    stage_history: tuple[StageChangeRow, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StageChangeRow:
-    id: str
-    deal_id: str
-    from_stage: str | None
-    to_stage: str
-    changed_at: datetime
-    # Seconds spent in `to_stage`: until the next change, or until the deal closed; None while
-    # the deal is still in it (or when the row was read without its deal's history).
-    duration_seconds: int | None = None
-    timed: bool = False  # True when read with its deal's history (duration_seconds is final)
-    deal: DealRow | None = None  # with its history, when read for the timeline
-
-
-@dataclass(frozen=True, slots=True)
-class DealContactRow:
-    record: RecordRow
-    role: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class AccountRow:
-    id: str
-    name: str | None
-    domain: str | None
-    owner_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class MembershipRow:
-    record: RecordRow
-    account: AccountRow
-    title: str | None
-    roles: tuple[str, ...]
-    primary: bool
-    start_date: datetime | None
-    end_date: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class OwnerRow:
-    id: str
-    name: str | None
-    email: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class MergeEventRow:
-    id: str
-    at: datetime
-    survivor_id: str
-    merged_ids: tuple[str, ...]
-    identifier_key: str | None
-    record_key: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SplitEventRow:
-    id: str
-    at: datetime
-    profile_id: str  # the profile that was split; it keeps the oldest record's group
-    new_profile_ids: tuple[str, ...]
-    reason: str | None
-    identifier_key: str | None
-    record_key: str | None
-
-
-TimelineItemRow = InteractionRow | StageChangeRow | MergeEventRow | SplitEventRow
-
-
-@dataclass(frozen=True, slots=True)
-class TimelineEntry:
-    at: datetime
-    sort_key: str  # ties on `at` are broken by this, newest first
-    item: TimelineItemRow
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    has_next: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Keyset:
-    """Where a newest-first page starts: strictly after (at, key)."""
-
-    at: datetime
-    key: str
-
-
-@dataclass(frozen=True, slots=True)
-class InteractionFilter:
-    profile_id: str
-    types: tuple[str, ...] | None = None
-    # Also every interaction whose type is none of these (the API's OTHER).
-    other_than: tuple[str, ...] | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class InteractionPageKey:
-    filter: InteractionFilter
-    first: int
-    after: Keyset | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TimelinePageKey:
-    profile_id: str
-    first: int
-    after: Keyset | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MemberPageKey:
-    account_id: str
-    first: int
-    after: str | None = None  # record key
-
-
-@dataclass(frozen=True, slots=True)
-class SearchPageKey:
-    query: str
-    first: int
-    offset: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class LinkStepRow:
-    from_record: RecordRow
-    identifier: IdentifierRow
-    to_record: RecordRow
-
-
-# ---------------------------------------------------------------------------------------------
-# Conversions
-
-
-def to_datetime(value: object) -> datetime | None:
-    """Neo4j DateTime, ISO string or datetime -> aware datetime (UTC when the zone is missing)."""
-    if value is None:
-        return None
-    if isinstance(value, Neo4jDateTime):
-        value = value.to_native()
-    elif isinstance(value, str):
-        try:
-            # Cypher's toString() of a DateTime: ISO 8601, with a zone name in brackets if any.
-            value = datetime.fromisoformat(value.split("[", 1)[0])
-        except ValueError:
-            return None
-    if not isinstance(value, datetime):
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _required_datetime(value: object) -> datetime:
-    return to_datetime(value) or datetime.fromtimestamp(0, UTC)
-
-
-def _json_object(value: object) -> dict[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
-def _str(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _int(value: object) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _profile(m: Mapping[str, Any]) -> ProfileRow:
-    return ProfileRow(
-        id=str(m["id"]),
-        created_at=_required_datetime(m.get("createdAt")),
-        updated_at=_required_datetime(m.get("updatedAt") or m.get("createdAt")),
-        traits=_json_object(m.get("traits")),
-        display_name=_str(m.get("displayName")),
-        email=_str(m.get("email")),
-        phone=_str(m.get("phone")),
-        company=_str(m.get("company")),
-    )
-
-
-def _record(m: Mapping[str, Any]) -> RecordRow:
-    return RecordRow(
-        key=str(m["key"]),
-        source=str(m.get("source") or ""),
-        source_id=str(m.get("sourceId") or ""),
-        traits=_json_object(m.get("traits")),
-        created_at=to_datetime(m.get("createdAt")),
-        updated_at=to_datetime(m.get("updatedAt")),
-        profile_id=_str(m.get("profileId")),
-    )
-
-
-def _identifier(m: Mapping[str, Any]) -> IdentifierRow:
-    matched = m.get("matched")
-    return IdentifierRow(
-        key=str(m["key"]),
-        type=str(m.get("type") or ""),
-        value=str(m.get("value") or ""),
-        blocked=bool(m.get("blocked")),
-        sources=tuple(sorted(str(s) for s in m.get("sources") or () if s is not None)),
-        first_seen=to_datetime(m.get("firstSeen")),
-        last_seen=to_datetime(m.get("lastSeen")),
-        matched=True if matched is None else bool(matched),
-    )
-
-
-def _interaction(m: Mapping[str, Any]) -> InteractionRow:
-    return InteractionRow(
-        id=str(m["id"]),
-        type=str(m.get("type") or ""),
-        occurred_at=_required_datetime(m.get("occurredAt")),
-        name=_str(m.get("name")),
-        channel=_str(m.get("channel")),
-        direction=_str(m.get("direction")),
-        subject=_str(m.get("subject")),
-        body=_str(m.get("body")),
-        duration_seconds=_int(m.get("durationSeconds")),
-        properties=_json_object(m.get("properties")),
-        source=_str(m.get("source")),
-        message_id=_str(m.get("messageId")),
-        record_key=_str(m.get("recordKey")),
-        owner=_owner(m["owner"]) if m.get("owner") else None,
-        deal_id=_str(m.get("dealId")),
-        account_id=_str(m.get("accountId")),
-    )
-
-
-def _deal(m: Mapping[str, Any]) -> DealRow:
-    closed_at = to_datetime(m.get("closedAt"))
-    history = m.get("history")
-    stage_history = None
-    if history is not None:
-        changes = sorted(
-            (_stage_change({**c, "dealId": m["id"]}) for c in history),
-            key=lambda c: (c.changed_at, c.id),
-        )
-        stage_history = tuple(_with_durations(changes, closed_at))
-    return DealRow(
-        id=str(m["id"]),
-        name=_str(m.get("name")),
-        amount=_float(m.get("amount")),
-        currency=_str(m.get("currency")),
-        pipeline=_str(m.get("pipeline")),
-        stage=_str(m.get("stage")),
-        status=_str(m.get("status")),
-        created_at=to_datetime(m.get("createdAt")),
-        closed_at=closed_at,
-        owner_id=_str(m.get("ownerId")),
-        account_id=_str(m.get("accountId")),
-        stage_history=stage_history,
-    )
-
-
-def _stage_change(m: Mapping[str, Any]) -> StageChangeRow:
-    return StageChangeRow(
-        id=str(m["id"]),
-        deal_id=str(m["dealId"]),
-        from_stage=_str(m.get("fromStage")),
-        to_stage=str(m.get("toStage") or ""),
-        changed_at=_required_datetime(m.get("changedAt")),
-        deal=_deal(m["deal"]) if m.get("deal") else None,
-    )
-
-
-def _account(m: Mapping[str, Any]) -> AccountRow:
-    return AccountRow(
-        id=str(m["id"]),
-        name=_str(m.get("name")),
-        domain=_str(m.get("domain")),
-        owner_id=_str(m.get("ownerId")),
-    )
-
-
-def _membership(m: Mapping[str, Any]) -> MembershipRow:
-    roles = m.get("roles")
-    return MembershipRow(
-        record=_record(m["record"]),
-        account=_account(m["account"]),
-        title=_str(m.get("title")),
-        roles=tuple(str(r) for r in roles) if isinstance(roles, list) else (),
-        primary=bool(m.get("primary")),
-        start_date=to_datetime(m.get("startDate")),
-        end_date=to_datetime(m.get("endDate")),
-    )
-
-
-def _merge_event(m: Mapping[str, Any]) -> MergeEventRow:
-    return MergeEventRow(
-        id=str(m["id"]),
-        at=_required_datetime(m.get("at")),
-        survivor_id=str(m.get("survivorId") or ""),
-        merged_ids=tuple(str(i) for i in m.get("mergedIds") or ()),
-        identifier_key=_str(m.get("identifierKey")),
-        record_key=_str(m.get("recordKey")),
-    )
-
-
-def _split_event(m: Mapping[str, Any]) -> SplitEventRow:
-    return SplitEventRow(
-        id=str(m["id"]),
-        at=_required_datetime(m.get("at")),
-        profile_id=str(m.get("profileId") or ""),
-        new_profile_ids=tuple(str(i) for i in m.get("newProfileIds") or ()),
-        reason=_str(m.get("reason")),
-        identifier_key=_str(m.get("identifierKey")),
-        record_key=_str(m.get("recordKey")),
-    )
 
 
 def _by_key(
@@ -503,7 +124,7 @@ RETURN key, current {.id, .traits, .displayName, .email, .phone, .company,
 
 async def profiles_by_id(reader: GraphReader, ids: Sequence[str]) -> list[ProfileRow | None]:
     records = await reader.fetch(PROFILES_BY_ID, ids=list(ids))
-    return _by_key(ids, records, "profile", _profile)
+    return _by_key(ids, records, "profile", profile_row)
 
 
 # Identifier keys are `type:normalized value`. A blocked identifier names no one; if limits left
@@ -563,7 +184,7 @@ async def search_profiles(reader: GraphReader, key: SearchPageKey) -> Page[Profi
     if query is None:
         return Page(items=[], has_next=False)
     records = await reader.fetch(SEARCH_PROFILES, query=query, skip=key.offset, limit=key.first + 1)
-    rows = [_profile(r["profile"]) for r in records]
+    rows = [profile_row(r["profile"]) for r in records]
     return Page(items=rows[: key.first], has_next=len(rows) > key.first)
 
 
@@ -592,7 +213,7 @@ async def identifiers_by_profile(
     reader: GraphReader, ids: Sequence[str]
 ) -> list[list[IdentifierRow]]:
     records = await reader.fetch(IDENTIFIERS_BY_PROFILE, ids=list(ids))
-    return _lists_by_key(ids, records, "identifiers", _identifier)
+    return _lists_by_key(ids, records, "identifiers", identifier_row)
 
 
 IDENTIFIERS_BY_KEY: Final = """
@@ -611,7 +232,7 @@ async def identifiers_by_key(
     reader: GraphReader, keys: Sequence[str]
 ) -> list[IdentifierRow | None]:
     records = await reader.fetch(IDENTIFIERS_BY_KEY, keys=list(keys))
-    return _by_key(keys, records, "identifier", _identifier)
+    return _by_key(keys, records, "identifier", identifier_row)
 
 
 RECORDS_BY_PROFILE: Final = """
@@ -626,7 +247,7 @@ RETURN key, collect(c {.key, .source, .sourceId, .traits, createdAt: toString(c.
 
 async def records_by_profile(reader: GraphReader, ids: Sequence[str]) -> list[list[RecordRow]]:
     records = await reader.fetch(RECORDS_BY_PROFILE, ids=list(ids))
-    return _lists_by_key(ids, records, "records", _record)
+    return _lists_by_key(ids, records, "records", record_row)
 
 
 RECORDS_BY_KEY: Final = """
@@ -640,7 +261,7 @@ RETURN key, c {.key, .source, .sourceId, .traits, createdAt: toString(c.createdA
 
 async def records_by_key(reader: GraphReader, keys: Sequence[str]) -> list[RecordRow | None]:
     records = await reader.fetch(RECORDS_BY_KEY, keys=list(keys))
-    return _by_key(keys, records, "record", _record)
+    return _by_key(keys, records, "record", record_row)
 
 
 # First and last seen come from identifier sightings (event time) and interactions; a record
@@ -677,25 +298,9 @@ RETURN key, {recordFirst: toString(recordFirst), recordLast: toString(recordLast
 """
 
 
-def _computed(m: Mapping[str, Any]) -> ComputedRow:
-    firsts = [t for t in (to_datetime(m["recordFirst"]), to_datetime(m["interactionFirst"])) if t]
-    lasts = [t for t in (to_datetime(m["recordLast"]), to_datetime(m["interactionLast"])) if t]
-    return ComputedRow(
-        first_seen=min(firsts, default=None),
-        last_seen=max(lasts, default=None),
-        interaction_counts={str(c["type"]): int(c["count"]) for c in m["counts"]},
-        last_interaction_at=to_datetime(m["interactionLast"]),
-        open_pipeline_value=float(m["openValue"] or 0.0),
-        won_revenue=float(m["wonValue"] or 0.0),
-        open_deals=int(m["openDeals"]),
-        won_deals=int(m["wonDeals"]),
-        lost_deals=int(m["lostDeals"]),
-    )
-
-
 async def computed_by_profile(reader: GraphReader, ids: Sequence[str]) -> list[ComputedRow | None]:
     records = await reader.fetch(COMPUTED_BY_PROFILE, ids=list(ids))
-    return _by_key(ids, records, "computed", _computed)
+    return _by_key(ids, records, "computed", computed_row)
 
 
 # A profile's merge history covers the profiles merged into it, however long ago.
@@ -713,7 +318,7 @@ async def merge_history_by_profile(
     reader: GraphReader, ids: Sequence[str]
 ) -> list[list[MergeEventRow]]:
     records = await reader.fetch(MERGE_HISTORY_BY_PROFILE, ids=list(ids))
-    return _lists_by_key(ids, records, "events", _merge_event)
+    return _lists_by_key(ids, records, "events", merge_event_row)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -801,7 +406,7 @@ async def interactions_by_profile(
             for i in indexes
         ]
         records = await reader.fetch(INTERACTIONS_BY_PROFILE, requests=requests, limit=first + 1)
-        found = {r["key"]: [_interaction(m) for m in r["items"]] for r in records}
+        found = {r["key"]: [interaction_row(m) for m in r["items"]] for r in records}
         for i in indexes:
             rows = found.get(str(i), [])
             pages[i] = Page(items=rows[:first], has_next=len(rows) > first)
@@ -834,7 +439,7 @@ async def interactions_by_id(
     reader: GraphReader, ids: Sequence[str]
 ) -> list[InteractionRow | None]:
     records = await reader.fetch(INTERACTIONS_BY_ID, ids=list(ids))
-    return _by_key(ids, records, "interaction", _interaction)
+    return _by_key(ids, records, "interaction", interaction_row)
 
 
 # One newest-first feed of interactions, stage changes of the profile's deals, and identity
@@ -888,10 +493,10 @@ RETURN req.key AS key, entries
 )
 
 _TIMELINE_CONVERTERS: Final[dict[str, Any]] = {
-    "interaction": _interaction,
-    "stage_change": _stage_change,
-    "merge": _merge_event,
-    "split": _split_event,
+    "interaction": interaction_row,
+    "stage_change": stage_change_row,
+    "merge": merge_event_row,
+    "split": split_event_row,
 }
 
 
@@ -915,7 +520,7 @@ async def timeline_by_profile(
         found = {
             r["key"]: [
                 TimelineEntry(
-                    at=_required_datetime(e["at"]),
+                    at=required_datetime(e["at"]),
                     sort_key=str(e["sortKey"]),
                     item=_TIMELINE_CONVERTERS[e["kind"]](e["item"]),
                 )
@@ -970,17 +575,17 @@ RETURN key, collect("""
 
 async def deals_by_id(reader: GraphReader, ids: Sequence[str]) -> list[DealRow | None]:
     records = await reader.fetch(DEALS_BY_ID, ids=list(ids))
-    return _by_key(ids, records, "deal", _deal)
+    return _by_key(ids, records, "deal", deal_row)
 
 
 async def deals_by_profile(reader: GraphReader, ids: Sequence[str]) -> list[list[DealRow]]:
     records = await reader.fetch(DEALS_BY_PROFILE, ids=list(ids))
-    return _lists_by_key(ids, records, "deals", _deal)
+    return _lists_by_key(ids, records, "deals", deal_row)
 
 
 async def deals_by_account(reader: GraphReader, ids: Sequence[str]) -> list[list[DealRow]]:
     records = await reader.fetch(DEALS_BY_ACCOUNT, ids=list(ids))
-    return _lists_by_key(ids, records, "deals", _deal)
+    return _lists_by_key(ids, records, "deals", deal_row)
 
 
 STAGE_HISTORY_BY_DEAL: Final = """
@@ -994,35 +599,14 @@ RETURN key, toString(d.closedAt) AS closedAt,
 """
 
 
-def _with_durations(
-    changes: list[StageChangeRow], closed_at: datetime | None
-) -> list[StageChangeRow]:
-    out = []
-    for index, change in enumerate(changes):
-        end = changes[index + 1].changed_at if index + 1 < len(changes) else closed_at
-        seconds = int((end - change.changed_at).total_seconds()) if end is not None else None
-        out.append(
-            StageChangeRow(
-                id=change.id,
-                deal_id=change.deal_id,
-                from_stage=change.from_stage,
-                to_stage=change.to_stage,
-                changed_at=change.changed_at,
-                duration_seconds=max(seconds, 0) if seconds is not None else None,
-                timed=True,
-            )
-        )
-    return out
-
-
 async def stage_history_by_deal(
     reader: GraphReader, ids: Sequence[str]
 ) -> list[list[StageChangeRow]]:
     """Chronological stage changes of each deal, with the time spent in each stage."""
     records = await reader.fetch(STAGE_HISTORY_BY_DEAL, ids=list(ids))
     found = {
-        r["key"]: _with_durations(
-            [_stage_change(m) for m in r["changes"]], to_datetime(r["closedAt"])
+        r["key"]: with_durations(
+            [stage_change_row(m) for m in r["changes"]], to_datetime(r["closedAt"])
         )
         for r in records
     }
@@ -1041,13 +625,9 @@ RETURN key, collect({role: r.role,
 """
 
 
-def _contact(m: Mapping[str, Any]) -> DealContactRow:
-    return DealContactRow(record=_record(m["record"]), role=_str(m.get("role")))
-
-
 async def contacts_by_deal(reader: GraphReader, ids: Sequence[str]) -> list[list[DealContactRow]]:
     records = await reader.fetch(CONTACTS_BY_DEAL, ids=list(ids))
-    return _lists_by_key(ids, records, "contacts", _contact)
+    return _lists_by_key(ids, records, "contacts", contact_row)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1062,7 +642,7 @@ RETURN key, a {.id, .name, .domain, ownerId: head([(o:Owner)-[:OWNS]->(a) | o.id
 
 async def accounts_by_id(reader: GraphReader, ids: Sequence[str]) -> list[AccountRow | None]:
     records = await reader.fetch(ACCOUNTS_BY_ID, ids=list(ids))
-    return _by_key(ids, records, "account", _account)
+    return _by_key(ids, records, "account", account_row)
 
 
 _MEMBERSHIP_PROJECTION: Final = """{title: m.title, roles: m.roles, primary: m.primary,
@@ -1104,7 +684,7 @@ async def memberships_by_profile(
     reader: GraphReader, ids: Sequence[str]
 ) -> list[list[MembershipRow]]:
     records = await reader.fetch(MEMBERSHIPS_BY_PROFILE, ids=list(ids))
-    return _lists_by_key(ids, records, "memberships", _membership)
+    return _lists_by_key(ids, records, "memberships", membership_row)
 
 
 async def members_by_account(
@@ -1120,7 +700,7 @@ async def members_by_account(
             for i in indexes
         ]
         records = await reader.fetch(MEMBERS_BY_ACCOUNT, requests=requests, limit=first + 1)
-        found = {r["key"]: [_membership(m) for m in r["members"]] for r in records}
+        found = {r["key"]: [membership_row(m) for m in r["members"]] for r in records}
         for i in indexes:
             rows = found.get(str(i), [])
             pages[i] = Page(items=rows[:first], has_next=len(rows) > first)
@@ -1134,10 +714,6 @@ RETURN key, o {.id, .name, .email} AS owner
 """
 
 
-def _owner(m: Mapping[str, Any]) -> OwnerRow:
-    return OwnerRow(id=str(m["id"]), name=_str(m.get("name")), email=_str(m.get("email")))
-
-
 async def owners_by_id(reader: GraphReader, ids: Sequence[str]) -> list[OwnerRow | None]:
     records = await reader.fetch(OWNERS_BY_ID, ids=list(ids))
-    return _by_key(ids, records, "owner", _owner)
+    return _by_key(ids, records, "owner", owner_row)

@@ -14,12 +14,12 @@ from typing import TypeVar
 from strawberry.dataloader import DataLoader
 
 from customer_graph.graph import reads
-from customer_graph.graph.reads import (
+from customer_graph.graph.reads import GraphReader
+from customer_graph.graph.rows import (
     AccountRow,
     ComputedRow,
     DealContactRow,
     DealRow,
-    GraphReader,
     IdentifierRow,
     InteractionFilter,
     InteractionPageKey,

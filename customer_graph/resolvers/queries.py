@@ -8,9 +8,9 @@ import strawberry
 
 from customer_graph.graph import reads
 from customer_graph.graph.normalize import normalize_identifier
-from customer_graph.graph.reads import SearchPageKey
 from customer_graph.graph.records import IdentifierIn
 from customer_graph.graph.resolution import resolution_config
+from customer_graph.graph.rows import SearchPageKey
 from customer_graph.resolvers.context import Info
 from customer_graph.resolvers.errors import INVALID_CURSOR, ApiError
 from customer_graph.resolvers.paging import check_first, check_list

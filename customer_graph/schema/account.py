@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from customer_graph.graph.reads import AccountRow, MemberPageKey, MembershipRow
+from customer_graph.graph.rows import AccountRow, MemberPageKey, MembershipRow
 from customer_graph.resolvers.context import Info
 from customer_graph.resolvers.paging import check_first
 from customer_graph.schema.node import Node, PageInfo, decode_cursor, encode_cursor, to_global_id

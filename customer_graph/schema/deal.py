@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from customer_graph.graph.reads import DealContactRow, DealRow, StageChangeRow
+from customer_graph.graph.rows import DealContactRow, DealRow, StageChangeRow
 from customer_graph.resolvers.context import Info
 from customer_graph.schema.account import Account, load_account
 from customer_graph.schema.node import Node, to_global_id

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from customer_graph.graph.reads import InteractionFilter, InteractionRow
+from customer_graph.graph.rows import InteractionFilter, InteractionRow
 from customer_graph.resolvers.context import Info
 from customer_graph.schema.node import Node, PageInfo, to_global_id
 from customer_graph.schema.owner import Owner

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from customer_graph.graph.reads import OwnerRow
+from customer_graph.graph.rows import OwnerRow
 from customer_graph.resolvers.context import Info
 from customer_graph.schema.node import Node, to_global_id
 

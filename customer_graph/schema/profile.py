@@ -9,7 +9,8 @@ from typing import Annotated
 import strawberry
 
 from customer_graph.graph.identity import explain_link
-from customer_graph.graph.reads import (
+from customer_graph.graph.reads import search_profiles_count
+from customer_graph.graph.rows import (
     ComputedRow,
     IdentifierRow,
     InteractionFilter,
@@ -22,7 +23,6 @@ from customer_graph.graph.reads import (
     SplitEventRow,
     StageChangeRow,
     TimelinePageKey,
-    search_profiles_count,
     to_datetime,
 )
 from customer_graph.resolvers.context import Info
