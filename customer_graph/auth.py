@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -162,11 +163,18 @@ async def revoke_key(
     return row
 
 
+# A source names a system (web, salesforce, hubspot-eu); it becomes part of record keys
+# (`source:id`), so it is a name, never free text: no `:`, quotes, backticks or spaces.
+SOURCE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+
+
 def validate_source(source: str) -> str:
-    """A source name becomes part of record keys (`source:id`), so it must not contain `:`."""
+    """The source name, stripped; InvalidSourceError unless it is letters, digits, `_ . -`."""
     name = source.strip()
-    if not name or len(name) > 64 or ":" in name:
-        raise InvalidSourceError("a source is 1 to 64 characters without ':'")
+    if not SOURCE_NAME.fullmatch(name):
+        raise InvalidSourceError(
+            "a source is 1 to 64 letters, digits and _ . - (starting with a letter or digit)"
+        )
     return name
 
 

@@ -62,14 +62,27 @@ def json_depth(data: str | bytes) -> int:
     return rough if rough == 0 else _bracket_depth(_JSON_STRING.sub(b"", raw))
 
 
+# A `\ud800`-style escape without its pair decodes to a lone surrogate: a Python string the
+# driver cannot encode, so it would fail far from the request instead of with a 400.
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
 def loads_bounded(data: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """`json.loads`, refusing (JSONDecodeError, a ValueError) JSON nested deeper than
-    `max_depth`, which would otherwise exhaust the parser's recursion (a 500, not a 400)."""
+    """`json.loads` for request bodies; JSONDecodeError (a ValueError, so a 400) also for JSON
+    nested deeper than `max_depth` (which would exhaust the parser's recursion), for invalid
+    UTF-8, and for escaped lone surrogates (text that is not Unicode)."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     if _bracket_depth(raw) > max_depth and json_depth(raw) > max_depth:
         raise json.JSONDecodeError(f"nested deeper than {max_depth} levels", "", 0)
+    if (b"\\ud" in raw or b"\\uD" in raw) and (lone := _LONE_SURROGATE.search(raw)):
+        raise json.JSONDecodeError("lone surrogate escape: not Unicode text", "", lone.start())
     try:
-        return json.loads(data)
+        return json.loads(raw)
+    except UnicodeDecodeError as e:
+        raise json.JSONDecodeError(f"not UTF-8 text at byte {e.start}", "", 0) from e
     except RecursionError as e:
         raise json.JSONDecodeError(f"nested deeper than {max_depth} levels", "", 0) from e
 
@@ -108,11 +121,12 @@ async def send_error(
     path: str,
     extra_headers: tuple[tuple[bytes, bytes], ...] = (),
 ) -> None:
-    """A JSON error: GraphQL-shaped on /graphql, `{"error", "code"}` elsewhere."""
+    """A JSON error: GraphQL-shaped on /graphql; elsewhere the tracking API's shape, which
+    Segment's and RudderStack's SDKs read (`{"success": false, "code", "message"}`)."""
     if path == GRAPHQL_PATH:
         payload: object = {"errors": [{"message": message, "extensions": {"code": code}}]}
     else:
-        payload = {"success": False, "error": message, "code": code}
+        payload = {"success": False, "code": code, "message": message}
     body = json.dumps(payload).encode()
     headers = [
         (b"content-type", b"application/json"),

@@ -64,6 +64,16 @@ def identifier_key(type_: str, value: str) -> str:
     return f"{type_}:{value}"
 
 
+# An identifier type becomes part of identifier keys (`type:value`) and of API answers: a name,
+# never free text (no `:`, quotes, backticks, braces or spaces), so it cannot forge another key.
+IDENTIFIER_TYPE = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,63}")
+
+
+def is_valid_type(type_: str) -> bool:
+    """Whether a (raw) identifier type names a type: letters, digits, `_ . -`, at most 64."""
+    return IDENTIFIER_TYPE.fullmatch(normalize_type(type_)) is not None
+
+
 def normalize_type(type_: str) -> str:
     """`Email`, ` userId ` and `user_id` are the same type."""
     t = type_.strip().lower().replace(" ", "_")
@@ -124,7 +134,7 @@ def normalize_identifier(
     identifier: IdentifierIn, *, default_region: str, blocked_patterns: Sequence[str]
 ) -> Identifier | None:
     t = normalize_type(identifier.type)
-    if not t:
+    if not IDENTIFIER_TYPE.fullmatch(t):
         return None
     value = normalize_value(
         t, identifier.value, default_region=default_region, blocked_patterns=blocked_patterns

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAda
 from pydantic import ValidationError as PydanticValidationError
 
 from customer_graph.graph.messages import message_key
+from customer_graph.graph.normalize import is_valid_type
 from customer_graph.graph.records import (
     AccountIn,
     CustomerIn,
@@ -267,6 +268,14 @@ def _check_ids(index: int, message: Message) -> None:
             problems.append(FieldError(index, f"context.externalIds.{n}.id", "empty id"))
         if not ext.type.strip():
             problems.append(FieldError(index, f"context.externalIds.{n}.type", "empty type"))
+        elif not is_valid_type(ext.type):
+            problems.append(
+                FieldError(
+                    index,
+                    f"context.externalIds.{n}.type",
+                    "a type is letters, digits and _ . - (at most 64 characters)",
+                )
+            )
     if problems:
         raise InvalidPayloadError(problems)
 

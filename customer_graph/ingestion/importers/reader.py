@@ -18,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
+from customer_graph.security import loads_bounded
+
 # A CRM note or email body can be long; a single field larger than this is a broken file.
 MAX_FIELD_BYTES = 16 * 1024 * 1024
 DELIMITERS = (",", ";", "\t", "|")
@@ -175,7 +177,7 @@ class ExportReader:
                 continue
             number += 1
             try:
-                value = json.loads(line)
+                value = loads_bounded(line)  # depth-limited: a deep line is a reject, not a crash
             except json.JSONDecodeError as e:
                 yield SourceRow(number, line_no, {}, f"invalid JSON: {e.msg} (column {e.colno})")
                 continue
