@@ -6,6 +6,8 @@ import asyncio
 import base64
 import gzip
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -362,8 +364,13 @@ async def test_a_message_failing_on_its_own_is_dead_lettered_then_replayed(
     assert (letter.status, letter.reason) == ("pending", "ValueError: poisoned record")
     assert letter.payload["userId"] == f"poison-{u}"
 
-    summary = await replay_dead_letters(driver, app_settings, ids=[letter.id])
-    assert (summary.replayed, summary.failed) == ([letter.id], [])
+    # The CLI lists it and replays it through the real write path.
+    listed = await _cli("dead-letters", "list", "--source", "dev", "--limit", "10000")
+    assert listed.returncode == 0, listed.stderr
+    assert letter.id in listed.stdout and "poisoned record" in listed.stdout
+    replayed = await _cli("dead-letters", "replay", letter.id)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "Replayed 1; failed again 0" in replayed.stderr
     assert await profile_of(driver, app_settings, f"dev:poison-{u}") is not None
     (after,) = await list_dead_letters(
         driver, app_settings.neo4j_database, ids=[letter.id], status=None
@@ -371,6 +378,17 @@ async def test_a_message_failing_on_its_own_is_dead_lettered_then_replayed(
     assert after.status == "replayed" and after.replayed_at is not None
     again = await replay_dead_letters(driver, app_settings, ids=[letter.id])
     assert again.replayed == [] and again.failed == []
+
+
+async def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "customer_graph.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _bearer(key: str) -> dict[str, str]:
