@@ -127,15 +127,23 @@ SET c.traits = coalesce(row.traits, c.traits),
     c.seenAt = row.seenAt, c.updatedAt = $now
 """
 
-# New edges get their `matched` decision; existing ones only widen their first/last seen.
-WRITE_EDGES = """
+# New edges get their `matched` decision. CREATE, not MERGE: the record's lock is held since the
+# read that found the edge missing, and nobody adds an edge to a record without that lock.
+CREATE_EDGES = """
 UNWIND $rows AS row
 MATCH (c:Customer {key: row.customer})
 MATCH (i:Identifier {key: row.identifier})
-MERGE (c)-[h:HAS_IDENTIFIER]->(i)
-  ON CREATE SET h.firstSeen = row.firstSeen, h.lastSeen = row.lastSeen, h.matched = row.matched
-SET h.firstSeen = CASE WHEN row.firstSeen < h.firstSeen THEN row.firstSeen ELSE h.firstSeen END,
-    h.lastSeen = CASE WHEN row.lastSeen > h.lastSeen THEN row.lastSeen ELSE h.lastSeen END
+CREATE (c)-[:HAS_IDENTIFIER {firstSeen: row.firstSeen, lastSeen: row.lastSeen,
+                             matched: row.matched}]->(i)
+"""
+
+# Existing edges only widen their first/last seen (computed against what the read returned) and
+# keep their decision, if they have one.
+WIDEN_EDGES = """
+UNWIND $rows AS row
+MATCH (:Customer {key: row.customer})-[h:HAS_IDENTIFIER]->(:Identifier {key: row.identifier})
+SET h.firstSeen = row.firstSeen, h.lastSeen = row.lastSeen,
+    h.matched = coalesce(h.matched, row.matched)
 """
 
 # A new profile holds only records of this batch, so its fields are computed without a read.
@@ -316,7 +324,8 @@ class _RecordPlan:
 
     profile_id: str | None
     pending: tuple[Identifier, ...] = ()
-    edges: list[dict[str, Any]] = field(default_factory=list)
+    edges: list[dict[str, Any]] = field(default_factory=list)  # new edges
+    widened: list[dict[str, Any]] = field(default_factory=list)  # existing edges, new times
     customer: dict[str, Any] | None = None
     dirty: bool = False  # its profile's unified fields may change
     traits: str = "{}"  # the record's traits after the write (JSON), when read or written
@@ -333,21 +342,36 @@ def _plan_record(
     pending: list[Identifier] = []
     for k, ident in rec.identifiers.items():
         edge = edges.get(k)
-        if edge is None or edge["matched"] is None:
+        first, last = rec.identifier_times.get(k, (now, now))
+        if edge is None:
             if k in usable:
                 pending.append(ident)
-            first, last = rec.identifier_times.get(k, (now, now))
             plan.edges.append(
                 {"customer": rec.key, "identifier": k, "firstSeen": first, "lastSeen": last}
             )
             plan.dirty = True
-        elif k in rec.identifier_times:
-            first, last = rec.identifier_times[k]
-            old_first, old_last = parse_time(edge["firstSeen"]), parse_time(edge["lastSeen"])
-            if (old_first is None or first < old_first) or (old_last is None or last > old_last):
-                plan.edges.append(
-                    {"customer": rec.key, "identifier": k, "firstSeen": first, "lastSeen": last}
-                )
+            continue
+        old_first, old_last = parse_time(edge["firstSeen"]), parse_time(edge["lastSeen"])
+        undecided = edge["matched"] is None  # an edge some other writer left without a decision
+        if undecided and k in usable:
+            pending.append(ident)
+            plan.dirty = True
+        timed = k in rec.identifier_times
+        if undecided or (
+            timed
+            and ((old_first is None or first < old_first) or (old_last is None or last > old_last))
+        ):
+            plan.widened.append(
+                {
+                    "customer": rec.key,
+                    "identifier": k,
+                    "firstSeen": min(first, old_first)
+                    if timed and old_first
+                    else old_first or first,
+                    "lastSeen": max(last, old_last) if timed and old_last else old_last or last,
+                    "undecided": undecided,
+                }
+            )
     plan.pending = tuple(pending)
 
     traits, times = loads_map(current["traits"]), loads_times(current["traitTimes"])
@@ -442,6 +466,7 @@ async def _write_customers(
 
     states: list[RecordState] = []
     edge_rows: list[dict[str, Any]] = []
+    widened_rows: list[dict[str, Any]] = []
     customer_rows: list[dict[str, Any]] = []
     dirty_records: set[str] = set()
     plans: dict[str, _RecordPlan] = {}
@@ -450,6 +475,7 @@ async def _write_customers(
         if plan.pending or plan.profile_id is None:
             states.append(RecordState(rec.key, plan.profile_id, plan.pending, rec.message_id))
         edge_rows.extend(plan.edges)
+        widened_rows.extend(plan.widened)
         if plan.customer is not None:
             customer_rows.append(plan.customer)
         if plan.dirty:
@@ -458,14 +484,15 @@ async def _write_customers(
     decision = resolve(
         states, hood.identifier_profiles, hood.profiles, config, new_id=_new_profile_id
     )
-    for row in edge_rows:
-        matched = decision.matched.get((row["customer"], row["identifier"]))
-        # Edges to blocked identifiers never match; decided edges keep their decision.
-        row["matched"] = bool(matched)
+    for row in [*edge_rows, *(w for w in widened_rows if w.pop("undecided"))]:
+        # Edges to blocked identifiers never match.
+        row["matched"] = decision.matched.get((row["customer"], row["identifier"]), False)
     if customer_rows:
         await tx.run(UPDATE_CUSTOMERS, rows=customer_rows, now=now)
     if edge_rows:
-        await tx.run(WRITE_EDGES, rows=edge_rows)
+        await tx.run(CREATE_EDGES, rows=edge_rows)
+    if widened_rows:
+        await tx.run(WIDEN_EDGES, rows=widened_rows)
     await _apply(tx, decision, hood, now, _new_profile_rows(recs, plans, decision, config, now))
 
     result.customers_written = len(recs)
