@@ -169,8 +169,10 @@ def quality(results: dict[str, Any], ax: Axes) -> str | None:
     ax.bar([x + width / 2 for x in xs], [data[n]["recall"] for n in names], width,
            color=OTHER, label="recall")  # fmt: skip
     ax.set_xticks(list(xs), [n.replace("_", " ") for n in names])
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, 1.2)
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%.3f", fontsize=7)  # type: ignore[arg-type]
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
     ax.set_title("Resolution quality: same-person pairs")
     return "quality"
 
