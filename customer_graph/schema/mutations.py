@@ -10,6 +10,7 @@ from datetime import datetime
 
 import strawberry
 
+from customer_graph.resolvers.permissions import ReadScope
 from customer_graph.schema.deal import Deal, DealStatus, StageChange
 from customer_graph.schema.interaction import Interaction, InteractionType
 from customer_graph.schema.profile import CustomerRecord, Identifier, Profile
@@ -44,8 +45,10 @@ class UpsertCustomerInput:
 
 @strawberry.type
 class UpsertCustomerPayload:
-    record: CustomerRecord | None
-    profile: Profile | None = strawberry.field(description="The profile the record resolved to.")
+    record: CustomerRecord | None = strawberry.field(permission_classes=[ReadScope])
+    profile: Profile | None = strawberry.field(
+        description="The profile the record resolved to.", permission_classes=[ReadScope]
+    )
     user_errors: list[UserError]
 
 
@@ -72,8 +75,8 @@ class RecordInteractionInput:
 
 @strawberry.type
 class RecordInteractionPayload:
-    interaction: Interaction | None
-    profile: Profile | None
+    interaction: Interaction | None = strawberry.field(permission_classes=[ReadScope])
+    profile: Profile | None = strawberry.field(permission_classes=[ReadScope])
     user_errors: list[UserError]
 
 
@@ -104,7 +107,7 @@ class UpsertDealInput:
 
 @strawberry.type
 class UpsertDealPayload:
-    deal: Deal | None
+    deal: Deal | None = strawberry.field(permission_classes=[ReadScope])
     user_errors: list[UserError]
 
 
@@ -120,8 +123,8 @@ class MoveDealStageInput:
 
 @strawberry.type
 class MoveDealStagePayload:
-    deal: Deal | None
-    stage_change: StageChange | None
+    deal: Deal | None = strawberry.field(permission_classes=[ReadScope])
+    stage_change: StageChange | None = strawberry.field(permission_classes=[ReadScope])
     user_errors: list[UserError]
 
 
@@ -134,9 +137,10 @@ class BlockIdentifierInput:
 
 @strawberry.type
 class BlockIdentifierPayload:
-    identifier: Identifier | None
+    identifier: Identifier | None = strawberry.field(permission_classes=[ReadScope])
     profiles: list[Profile] = strawberry.field(
-        description="The profiles the identifier joined, after the split."
+        description="The profiles the identifier joined, after the split.",
+        permission_classes=[ReadScope],
     )
     user_errors: list[UserError]
 
@@ -151,9 +155,10 @@ class UnmergeRecordInput:
 
 @strawberry.type
 class UnmergeRecordPayload:
-    record: CustomerRecord | None
+    record: CustomerRecord | None = strawberry.field(permission_classes=[ReadScope])
     profiles: list[Profile] = strawberry.field(
-        description="The record's former profile and the profiles split from it."
+        description="The record's former profile and the profiles split from it.",
+        permission_classes=[ReadScope],
     )
     user_errors: list[UserError]
 
