@@ -406,7 +406,9 @@ async def delete_record(
 
 # Shortest chain of matched edges through non-blocked identifiers and records of the profile.
 EXPLAIN_LINK = """
-MATCH (a:Customer {key: $a})-[:RESOLVES_TO]->(p:Profile)<-[:RESOLVES_TO]-(b:Customer {key: $b})
+MATCH (a:Customer {key: $a})-[:RESOLVES_TO]->(p:Profile)
+MATCH (b:Customer {key: $b})
+WHERE (b)-[:RESOLVES_TO]->(p) AND a <> b
 MATCH path = shortestPath((a)-[:HAS_IDENTIFIER*..40]-(b))
 WHERE all(r IN relationships(path) WHERE r.matched = true)
   AND all(n IN nodes(path) WHERE
