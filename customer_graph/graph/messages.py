@@ -96,10 +96,13 @@ async def write_deduplicated_tx(
             fresh.discard(key)  # a second copy in the same batch is a duplicate too
         kept[index] = batch
     screened: set[int] = set()
-    if screen is not None and kept:
-        refused = await screen(tx, concat_batches(kept.values()))
-        screened = _units_of(kept, refused)
+    if screen is not None and units:
+        # Duplicates are screened too, so that a replay naming an erased person says so.
+        every = {index: batch for index, (_, batch) in enumerate(units)}
+        refused = await screen(tx, concat_batches(every.values()))
+        screened = _units_of(every, refused)
         kept = {i: b for i, b in kept.items() if i not in screened}
+        duplicates = [i for i in duplicates if i not in screened]
     merged = concat_batches(kept.values())
     result = await write_tx(tx, merged) if len(merged) else WriteResult()
     return DedupResult(frozenset(duplicates), result, frozenset(screened))

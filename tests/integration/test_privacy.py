@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from neo4j import AsyncDriver
@@ -39,6 +40,8 @@ from customer_graph.graph.records import (
 )
 from customer_graph.graph.resolution import resolution_config
 from customer_graph.graph.writes import write_batch
+from customer_graph.ingestion.importers.layouts import Kind
+from customer_graph.ingestion.importers.runner import ImportOptions, run_import
 from customer_graph.settings import Settings
 from tests.helpers import asgi_client, unique
 
@@ -419,3 +422,84 @@ async def test_admin_actions_are_audited_without_pii(
     assert ("record.unmerge", unmerge_target) in by_action
     text = json.dumps([(e.target, e.details) for e in by_action.values()])
     assert email not in text and record_id not in text and "@" not in text
+
+
+UPSERT = """mutation ($input: UpsertCustomerInput!) { upsertCustomer(input: $input) {
+  record { id } userErrors { message code } } }"""
+DELETE = """mutation ($id: ID!) { deleteProfile(input: {id: $id}) {
+  deletedProfileId counts { records suppressions } userErrors { code } } }"""
+
+
+async def test_after_erasure_every_path_refuses_the_person(
+    driver: AsyncDriver, settings: Settings, tmp_path: Path
+) -> None:
+    """Tracking replays, GraphQL writes and imports that carry an erased identifier are refused
+    with a clear answer, and write nothing."""
+    assert settings.dev_key
+    tag = unique("erase")
+    email = f"{tag}@example.com"
+    message = {
+        "type": "identify",
+        "userId": f"{tag}-u",
+        "messageId": f"{tag}-m1",
+        "traits": {"email": email},
+    }
+    bearer = {"authorization": f"Bearer {settings.dev_key}"}
+    async with asgi_client(create_app(settings)) as client:
+        first = await client.post("/v1/identify", json=message, headers=bearer)
+        assert first.json() == {"success": True}
+        key = f"dev:{tag}-u"
+        records, _, _ = await driver.execute_query(
+            "MATCH (:Customer {key: $key})-[:RESOLVES_TO]->(p:Profile) RETURN p.id AS id",
+            key=key,
+            database_=settings.neo4j_database,
+        )
+        erased = await client.post(
+            "/graphql", json={"query": DELETE, "variables": {"id": records[0]["id"]}}
+        )
+        assert erased.json()["data"]["deleteProfile"]["counts"]["records"] == 1
+
+        replay = await client.post("/v1/identify", json=message, headers=bearer)
+        fresh = await client.post(
+            "/v1/track",
+            json={
+                "type": "track",
+                "anonymousId": f"{tag}-anon",
+                "event": "Came back",
+                "context": {"traits": {"email": email.upper()}},
+            },
+            headers=bearer,
+        )
+        upsert = await client.post(
+            "/graphql",
+            json={
+                "query": UPSERT,
+                "variables": {
+                    "input": {
+                        "source": "dev",
+                        "sourceId": f"{tag}-gql",
+                        "identifiers": [{"type": "email", "value": email}],
+                    }
+                },
+            },
+        )
+    assert replay.json() == {"success": True, "suppressed": [0]}
+    assert upsert.json()["data"]["upsertCustomer"]["userErrors"][0]["code"] == "SUPPRESSED"
+    assert "erased" in upsert.json()["data"]["upsertCustomer"]["userErrors"][0]["message"]
+
+    csv = tmp_path / "contacts.csv"
+    csv.write_text(f"id,first_name,email\n{tag}-crm,Ann,{email}\n", encoding="utf-8")
+    summary = await run_import(
+        driver, settings, ImportOptions(path=csv, kind=Kind.CONTACTS, source=f"crm-{tag}")
+    )
+    assert (summary.written, summary.rejected) == (0, 1)
+    assert summary.rejects_file is not None
+    assert "erased" in Path(summary.rejects_file).read_text()
+
+    traces, _, _ = await driver.execute_query(
+        "MATCH (c:Customer) WHERE c.key CONTAINS $tag RETURN count(c) AS n",
+        tag=tag,
+        database_=settings.neo4j_database,
+    )
+    assert fresh.json() == {"success": True, "suppressed": [0]}  # a new visitor, same email
+    assert traces[0]["n"] == 0
