@@ -65,6 +65,14 @@ RETURN id, m.claim = $claim AS fresh
 """
 
 
+# Only claims this transaction made are released (their messages were refused by the screen).
+RELEASE_CLAIMS = """
+UNWIND $ids AS id
+MATCH (m:Message {id: id})
+DELETE m
+"""
+
+
 async def claim_messages_tx(tx: AsyncManagedTransaction, keys: Sequence[str]) -> set[str]:
     """Claim `keys` (distinct); returns those no earlier committed transaction had claimed."""
     if not keys:
@@ -102,7 +110,10 @@ async def write_deduplicated_tx(
         refused = await screen(tx, concat_batches(every.values()))
         screened = _units_of(every, refused)
         kept = {i: b for i, b in kept.items() if i not in screened}
+        claimed = {units[i][0] for i in screened if i not in duplicates} - {None}
         duplicates = [i for i in duplicates if i not in screened]
+        if claimed:  # a refused message leaves nothing behind, not even its claim
+            await tx.run(RELEASE_CLAIMS, ids=sorted(k for k in claimed if k is not None))
     merged = concat_batches(kept.values())
     result = await write_tx(tx, merged) if len(merged) else WriteResult()
     return DedupResult(frozenset(duplicates), result, frozenset(screened))

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, Final, Literal
 
 from neo4j import AsyncDriver, AsyncManagedTransaction, RoutingControl
@@ -49,7 +50,16 @@ SuppressionKind = Literal["identifier", "record"]
 def _secret(settings: Settings) -> bytes:
     if settings.suppression_secret:
         return settings.suppression_secret.encode()
+    _warn_development_secret()
     return DEV_SUPPRESSION_SECRET.encode()
+
+
+@lru_cache(maxsize=1)
+def _warn_development_secret() -> None:
+    log.warning(
+        "CUSTOMER_GRAPH_SUPPRESSION_SECRET is not set: erased identifiers are hashed with the "
+        "development secret; set a secret of your own in production (and keep it)"
+    )
 
 
 def identifier_hash(settings: Settings, type_: str, value: str) -> str:

@@ -465,6 +465,7 @@ async def test_after_erasure_every_path_refuses_the_person(
             json={
                 "type": "track",
                 "anonymousId": f"{tag}-anon",
+                "messageId": f"{tag}-m2",
                 "event": "Came back",
                 "context": {"traits": {"email": email.upper()}},
             },
@@ -503,3 +504,9 @@ async def test_after_erasure_every_path_refuses_the_person(
     )
     assert fresh.json() == {"success": True, "suppressed": [0]}  # a new visitor, same email
     assert traces[0]["n"] == 0
+    messages, _, _ = await driver.execute_query(
+        "MATCH (m:Message) WHERE m.id CONTAINS $tag RETURN collect(m.id) AS ids",
+        tag=tag,
+        database_=settings.neo4j_database,
+    )
+    assert messages[0]["ids"] == [f"dev:{tag}-m1"]  # the refused ones left no claim behind
