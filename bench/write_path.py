@@ -2,9 +2,14 @@
 
     python -m bench.write_path --records 10000 [--batch-size 1000] [--writers 1] [--replay]
 
-Each record carries 2-3 identifiers (email, user_id, and a phone for a third of them); about a
-fifth of the records share an email or phone with another record, so the run merges profiles
-as real traffic does. Prints one line per phase and a JSON summary on the last line.
+Each record carries 2-3 identifiers (email, user_id or crm_id, and a phone for a third of them);
+about a fifth of the records are a second record of an earlier person (same email), so the run
+joins records into profiles as real traffic does. Prints one line per phase and a JSON summary
+on the last line.
+
+The floor: the same records and identifiers written by the plainest batched Cypher (one UNWIND
+MERGE statement per batch, no resolution, other labels) on the same Neo4j, so the figure can be
+read against what the machine can do at all.
 """
 
 from __future__ import annotations
@@ -28,6 +33,21 @@ from customer_graph.graph.writes import write_batch
 from customer_graph.settings import Settings
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+FLOOR = """
+UNWIND $rows AS row
+MERGE (c:FloorCustomer {key: row.key})
+SET c.traits = row.traits, c.seenAt = row.seenAt
+WITH c, row
+UNWIND row.identifiers AS ident
+MERGE (i:FloorIdentifier {key: ident})
+MERGE (c)-[:FLOOR_HAS]->(i)
+"""
+FLOOR_SCHEMA = (
+    "CREATE CONSTRAINT floor_customer IF NOT EXISTS FOR (n:FloorCustomer) REQUIRE n.key IS UNIQUE",
+    "CREATE CONSTRAINT floor_identifier IF NOT EXISTS "
+    "FOR (n:FloorIdentifier) REQUIRE n.key IS UNIQUE",
+)
 
 
 def make_records(n: int, seed: int = 7) -> list[CustomerIn]:
@@ -94,6 +114,26 @@ async def _load(
     return time.perf_counter() - started
 
 
+async def _floor(
+    driver: AsyncDriver, settings: Settings, records: list[CustomerIn], batch_size: int
+) -> float:
+    for statement in FLOOR_SCHEMA:
+        await driver.execute_query(statement, database_=settings.neo4j_database)
+    started = time.perf_counter()
+    for i in range(0, len(records), batch_size):
+        rows = [
+            {
+                "key": c.key,
+                "traits": json.dumps(c.traits),
+                "seenAt": c.seen_at,
+                "identifiers": [f"{x.type}:{x.value.strip().lower()}" for x in c.identifiers],
+            }
+            for c in records[i : i + batch_size]
+        ]
+        await driver.execute_query(FLOOR, rows=rows, database_=settings.neo4j_database)
+    return time.perf_counter() - started
+
+
 async def run(
     records: int, batch_size: int, writers: int, replay: bool, settings: Settings
 ) -> list[Phase]:
@@ -105,6 +145,11 @@ async def run(
         print(
             f"load:   {records} records in {phases[-1].seconds:.1f}s = "
             f"{phases[-1].rate:,.0f} records/s"
+        )
+        phases.append(Phase("floor", records, await _floor(driver, settings, data, batch_size)))
+        print(
+            f"floor:  {records} records in {phases[-1].seconds:.1f}s = "
+            f"{phases[-1].rate:,.0f} records/s (plain UNWIND MERGE, no resolution)"
         )
         if replay:
             phases.append(

@@ -13,6 +13,7 @@ from typing import Any
 
 from neo4j import AsyncManagedTransaction
 
+from customer_graph.graph.profile_refresh import iso
 from customer_graph.graph.records import (
     AccountIn,
     DealIn,
@@ -51,11 +52,12 @@ CALL (a, row) {
 }
 """
 
+# Times travel as ISO text (datetime() turns them back): the driver encodes text far faster.
 UPSERT_DEALS = """
 UNWIND $rows AS row
 MERGE (d:Deal {id: row.id})
-  ON CREATE SET d.createdAt = coalesce(row.createdAt, $now)
-SET d += row.props
+  ON CREATE SET d.createdAt = coalesce(datetime(row.createdAt), $now)
+SET d += row.props, d.closedAt = coalesce(datetime(row.closedAt), d.closedAt)
 WITH d, row
 CALL (d, row) {
   WITH d, row WHERE row.ownerId IS NOT NULL
@@ -87,14 +89,15 @@ SET r.role = coalesce(row.role, r.role)
 # A stage change moves the deal's current stage only if it is the latest one known.
 UPSERT_STAGE_CHANGES = """
 UNWIND $rows AS row
+WITH row, datetime(row.changedAt) AS changedAt
 MERGE (d:Deal {id: row.dealId})
-  ON CREATE SET d.createdAt = row.changedAt
+  ON CREATE SET d.createdAt = changedAt
 MERGE (s:StageChange {id: row.id})
-  ON CREATE SET s.fromStage = row.fromStage, s.toStage = row.toStage, s.changedAt = row.changedAt
+  ON CREATE SET s.fromStage = row.fromStage, s.toStage = row.toStage, s.changedAt = changedAt
 MERGE (d)-[:HAD_STAGE_CHANGE]->(s)
-WITH d, row
-WHERE d.stageChangedAt IS NULL OR d.stageChangedAt <= row.changedAt
-SET d.stage = row.toStage, d.stageChangedAt = row.changedAt
+WITH d, row, changedAt
+WHERE d.stageChangedAt IS NULL OR d.stageChangedAt <= changedAt
+SET d.stage = row.toStage, d.stageChangedAt = changedAt
 """
 
 UPSERT_MEMBERSHIPS = """
@@ -103,14 +106,15 @@ MATCH (c:Customer {key: row.customerKey})
 MERGE (a:Account {id: row.accountId})
   ON CREATE SET a.traits = '{}'
 MERGE (c)-[m:MEMBER_OF]->(a)
-SET m += row.props
+SET m += row.props, m.startDate = coalesce(datetime(row.startDate), m.startDate),
+    m.endDate = coalesce(datetime(row.endDate), m.endDate)
 """
 
 UPSERT_INTERACTIONS = """
 UNWIND $rows AS row
 MATCH (c:Customer {key: row.customerKey})
 MERGE (n:Interaction {id: row.id})
-SET n += row.props
+SET n += row.props, n.occurredAt = datetime(row.occurredAt)
 MERGE (c)-[:HAD]->(n)
 WITH c, n, row
 CALL (c, n) {
@@ -162,7 +166,8 @@ def stage_change_id(change: StageChangeIn) -> str:
 def _deal_row(d: DealIn) -> dict[str, Any]:
     return {
         "id": d.id,
-        "createdAt": d.created_at,
+        "createdAt": iso(d.created_at),
+        "closedAt": iso(d.closed_at),
         "ownerId": d.owner_id,
         "accountId": d.account_id,
         "props": _props(
@@ -172,7 +177,6 @@ def _deal_row(d: DealIn) -> dict[str, Any]:
             pipeline=d.pipeline,
             stage=d.stage,
             status=d.status,
-            closedAt=d.closed_at,
             source=d.source,
         ),
     }
@@ -185,9 +189,9 @@ def _interaction_row(i: InteractionIn) -> dict[str, Any]:
         "ownerId": i.owner_id,
         "dealId": i.deal_id,
         "accountId": i.account_id,
+        "occurredAt": i.occurred_at.isoformat(),
         "props": _props(
             type=i.type,
-            occurredAt=i.occurred_at,
             name=i.name,
             channel=i.channel,
             direction=i.direction,
@@ -251,12 +255,12 @@ async def write_after_customers(
             {
                 "customerKey": customer_key(m.source, m.source_id),
                 "accountId": m.account_id,
+                "startDate": iso(m.start_date),
+                "endDate": iso(m.end_date),
                 "props": _props(
                     title=m.title,
                     roles=list(m.roles) if m.roles else None,
                     primary=m.primary,
-                    startDate=m.start_date,
-                    endDate=m.end_date,
                 ),
             }
             for m in batch.memberships
@@ -278,7 +282,7 @@ async def write_after_customers(
                 "dealId": s.deal_id,
                 "fromStage": s.from_stage,
                 "toStage": s.to_stage,
-                "changedAt": s.changed_at,
+                "changedAt": s.changed_at.isoformat(),
             }
             for s in batch.stage_changes
         ]

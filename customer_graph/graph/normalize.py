@@ -80,6 +80,8 @@ def normalize_type(type_: str) -> str:
     return TYPE_ALIASES.get(t, t)
 
 
+# Normalizing is pure and costs about a millisecond; tracking traffic repeats the same values.
+@lru_cache(maxsize=100_000)
 def normalize_email(value: str) -> str | None:
     try:
         normalized = validate_email(value.strip(), check_deliverability=False).normalized
@@ -88,6 +90,7 @@ def normalize_email(value: str) -> str | None:
     return normalized.lower()
 
 
+@lru_cache(maxsize=100_000)
 def normalize_phone(value: str, default_region: str) -> str | None:
     try:
         number = phonenumbers.parse(value.strip(), default_region.upper())

@@ -35,6 +35,7 @@ from customer_graph.graph.errors import GraphUnavailableError, GraphWriteError
 from customer_graph.graph.normalize import Identifier, normalize_identifiers
 from customer_graph.graph.profile_refresh import (
     dumps,
+    iso,
     loads_map,
     loads_times,
     parse_time,
@@ -61,7 +62,8 @@ LOCK_CUSTOMERS = """
 UNWIND $rows AS row
 MERGE (c:Customer {key: row.key})
   ON CREATE SET c.source = row.source, c.sourceId = row.sourceId, c.traits = '{}',
-                c.traitTimes = '{}', c.createdAt = $now, c.updatedAt = $now, c.seenAt = row.seenAt
+                c.traitTimes = '{}', c.createdAt = $now, c.updatedAt = $now,
+                c.seenAt = datetime(row.seenAt)
 SET c.source = c.source
 """
 
@@ -70,7 +72,8 @@ UNWIND $rows AS row
 MERGE (i:Identifier {key: row.key})
   ON CREATE SET i.type = row.type, i.value = row.value, i.blocked = false
 SET i.type = i.type
-RETURN i.key AS key, coalesce(i.blocked, false) AS blocked
+WITH i WHERE i.blocked
+RETURN i.key AS key
 """
 
 # The neighbourhood of a batch: its records (their profile and the batch identifiers they already
@@ -124,7 +127,7 @@ UNWIND $rows AS row
 MATCH (c:Customer {key: row.key})
 SET c.traits = coalesce(row.traits, c.traits),
     c.traitTimes = coalesce(row.traitTimes, c.traitTimes),
-    c.seenAt = row.seenAt, c.updatedAt = $now
+    c.seenAt = datetime(row.seenAt), c.updatedAt = $now
 """
 
 # New edges get their `matched` decision. CREATE, not MERGE: the record's lock is held since the
@@ -133,8 +136,8 @@ CREATE_EDGES = """
 UNWIND $rows AS row
 MATCH (c:Customer {key: row.customer})
 MATCH (i:Identifier {key: row.identifier})
-CREATE (c)-[:HAS_IDENTIFIER {firstSeen: row.firstSeen, lastSeen: row.lastSeen,
-                             matched: row.matched}]->(i)
+CREATE (c)-[:HAS_IDENTIFIER {firstSeen: datetime(row.firstSeen),
+                             lastSeen: datetime(row.lastSeen), matched: row.matched}]->(i)
 """
 
 # Existing edges only widen their first/last seen (computed against what the read returned) and
@@ -142,7 +145,7 @@ CREATE (c)-[:HAS_IDENTIFIER {firstSeen: row.firstSeen, lastSeen: row.lastSeen,
 WIDEN_EDGES = """
 UNWIND $rows AS row
 MATCH (:Customer {key: row.customer})-[h:HAS_IDENTIFIER]->(:Identifier {key: row.identifier})
-SET h.firstSeen = row.firstSeen, h.lastSeen = row.lastSeen,
+SET h.firstSeen = datetime(row.firstSeen), h.lastSeen = datetime(row.lastSeen),
     h.matched = coalesce(h.matched, row.matched)
 """
 
@@ -347,7 +350,12 @@ def _plan_record(
             if k in usable:
                 pending.append(ident)
             plan.edges.append(
-                {"customer": rec.key, "identifier": k, "firstSeen": first, "lastSeen": last}
+                {
+                    "customer": rec.key,
+                    "identifier": k,
+                    "firstSeen": first.isoformat(),
+                    "lastSeen": last.isoformat(),
+                }
             )
             plan.dirty = True
             continue
@@ -361,14 +369,14 @@ def _plan_record(
             timed
             and ((old_first is None or first < old_first) or (old_last is None or last > old_last))
         ):
+            new_first = min(first, old_first) if timed and old_first else old_first or first
+            new_last = max(last, old_last) if timed and old_last else old_last or last
             plan.widened.append(
                 {
                     "customer": rec.key,
                     "identifier": k,
-                    "firstSeen": min(first, old_first)
-                    if timed and old_first
-                    else old_first or first,
-                    "lastSeen": max(last, old_last) if timed and old_last else old_last or last,
+                    "firstSeen": new_first.isoformat(),
+                    "lastSeen": new_last.isoformat(),
                     "undecided": undecided,
                 }
             )
@@ -398,7 +406,7 @@ def _plan_record(
             "key": rec.key,
             "traits": plan.traits if traits_changed else None,
             "traitTimes": plan.trait_times if traits_changed else None,
-            "seenAt": new_seen,
+            "seenAt": iso(new_seen),
         }
     plan.dirty = plan.dirty or traits_changed
     return plan
@@ -414,8 +422,8 @@ async def write_batch_tx(
     """Write `batch` inside the caller's managed transaction (idempotent; may be rerun)."""
     now = datetime.now(UTC)
     result = WriteResult()
+    recs = _prepare(batch, config, now)  # pure Python, before any lock is taken
     await entity_writes.write_before_customers(tx, batch, now)
-    recs = _prepare(batch, config, now)
     changed_profiles: set[str] = set()
     if recs:
         changed_profiles = await _write_customers(tx, recs, config, now, result)
@@ -444,7 +452,7 @@ async def _write_customers(
                 "key": r.key,
                 "source": r.source,
                 "sourceId": r.source_id,
-                "seenAt": r.seen_at or now,
+                "seenAt": (r.seen_at or now).isoformat(),
             }
             for r in sorted(recs, key=lambda r: r.key)
         ],
@@ -460,7 +468,7 @@ async def _write_customers(
                 for i in sorted(identifiers, key=lambda i: i.key)
             ],
         )
-        blocked = {r["key"] async for r in locked if r["blocked"]}
+        blocked = {r["key"] async for r in locked}
     usable = {i.key for i in identifiers} - blocked
     hood = await _read_neighbourhood(tx, recs, usable, config)
 

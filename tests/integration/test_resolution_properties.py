@@ -31,7 +31,7 @@ from tests.oracle import components, partition
 # No shrinking: every step writes to Neo4j, so shrinking a failure would take many minutes; the
 # falsifying example hypothesis prints is small enough to read.
 PROPERTY_SETTINGS = hypothesis_settings(
-    max_examples=30,
+    max_examples=25,
     deadline=None,
     phases=(Phase.explicit, Phase.reuse, Phase.generate),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
