@@ -9,6 +9,8 @@ instance) and a real uvicorn serving the app against it, then measures, in this 
   by one UNWIND MERGE statement, in transactions as large as the workers' micro-batches, one at a
   time (two at once deadlock on shared identifiers and measure the driver's back-off instead),
   with no resolution and no dedup;
+- in_process: the same kind of events parsed and submitted to a WorkerPool in this process, 100
+  per submission, 8 at once: everything but HTTP, so `http` minus this is the HTTP layer's cost;
 - http: identify events POSTed to /v1/batch, `--batch` per request, by `--clients` concurrent
   clients, each answered only after commit: validation, messageId dedup, identity resolution by
   traversal, unified traits; one event in ten is an anonymous visitor giving a known user's email,
@@ -30,6 +32,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -40,6 +43,8 @@ from customer_graph.graph.constraints import ensure_schema
 from customer_graph.graph.driver import driver_for
 from customer_graph.graph.normalize import DEFAULT_BLOCKED_PATTERNS, normalize_identifiers
 from customer_graph.graph.records import IdentifierIn
+from customer_graph.ingestion.segment import parse_request
+from customer_graph.ingestion.workers import WorkerPool
 from customer_graph.settings import PROJECT_ROOT, Settings
 
 KEY = "cg_bench_ingest_key_0123456789"
@@ -183,6 +188,37 @@ async def measure_http(
     }
 
 
+async def measure_in_process(
+    driver: AsyncDriver, settings: Settings, messages: Sequence[dict[str, Any]], batch: int
+) -> dict[str, Any]:
+    received = datetime.now(UTC)
+    requests = [
+        parse_request(
+            {"batch": list(messages[i : i + batch])}, kind=None, source=SOURCE, received_at=received
+        )
+        for i in range(0, len(messages), batch)
+    ]
+    requests.reverse()
+    pool = WorkerPool.for_neo4j(driver, settings)
+    pool.start()
+
+    async def client() -> None:
+        while requests:
+            await pool.submit(requests.pop())
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(client() for _ in range(8)))
+    finally:
+        await pool.stop()
+    seconds = time.perf_counter() - started
+    return {
+        "events": len(messages),
+        "seconds": round(seconds, 2),
+        "events_per_s": round(len(messages) / seconds, 1),
+    }
+
+
 @contextmanager
 def api_server(settings: Settings) -> Iterator[str]:
     port = free_port()
@@ -246,12 +282,16 @@ async def run(args: argparse.Namespace, settings: Settings, base: str) -> dict[s
         floor = await measure_floor(
             driver, database, floor_rows(people("f-", args.events)), settings.ingest_batch_max, 1
         )
+        in_process = await measure_in_process(
+            driver, settings, people("p-", args.events), args.batch
+        )
         messages = people("h-", args.events)
         http = await measure_http(base, messages, args.batch, args.clients)
         check = await landed(driver, database, "h-")
     return {
         "identify_http": http,
         "floor_unwind_merge": floor,
+        "identify_in_process": in_process,
         "ratio_http_to_floor": round(http["events_per_s"] / floor["events_per_s"], 3),
         "landed": check,
         "exactly_once": check["messages"] == args.events == check["customers"],
