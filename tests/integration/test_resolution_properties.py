@@ -10,6 +10,7 @@ import asyncio
 import json
 import random
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -157,12 +158,16 @@ async def _block_runtime(
             await block_identifier(driver, database, p.type, p.raw, c, reason="test")
 
 
-def _expected(s: Scenario) -> set[frozenset[str]]:
+def _record_identifiers(s: Scenario) -> dict[str, set[str]]:
     record_keys: dict[str, set[str]] = {}
     for source_id, idents in s.writes:
         keys = record_keys.setdefault(f"{s.source}:{source_id}", set())
         keys.update(p.key for p in idents if p.key is not None and not p.runtime_blocked)
-    return components(record_keys)
+    return record_keys
+
+
+def _expected(s: Scenario) -> set[frozenset[str]]:
+    return components(_record_identifiers(s))
 
 
 STATE = """
@@ -231,6 +236,17 @@ async def check_components_and_replay(
     await _write_all(driver, db, s, config, writers)
     assert await _state(driver, db, s.source) == rows
     assert await _merge_events(driver, db, s.source) == merges_before
+
+    # Blocking the most shared identifier splits profiles into the components without it.
+    held = _record_identifiers(s)
+    counts = Counter(k for keys in held.values() for k in keys)
+    if counts:
+        key, _ = counts.most_common(1)[0]
+        type_, _, value = key.partition(":")
+        await block_identifier(driver, db, type_, value, config, reason="property")
+        rows = await _state(driver, db, s.source)
+        without = {r: keys - {key} for r, keys in held.items()}
+        assert partition({r["key"]: r["profileId"] for r in rows}) == components(without)
 
 
 @PROPERTY_SETTINGS
