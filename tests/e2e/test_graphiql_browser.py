@@ -55,8 +55,9 @@ def run_graphiql(
             "steps": steps,
             "docs": docs,
             "screenshot": str(ARTIFACTS / screenshot),
-            "timeoutMs": 30_000,
+            "timeoutMs": 60_000,  # generous: CI machines are shared and slow at times
         },
+        timeout=300,
     )
     assert report["outside"] == [], f"the page tried to leave the server: {report['outside']}"
     assert report["pageErrors"] == [], report["pageErrors"]
