@@ -1,21 +1,27 @@
 """The write path: one managed transaction per batch, identities resolved inside it.
 
 `write_batch_tx` does, in one transaction:
-1. normalize identifiers in Python (graph/normalize.py);
-2. lock: MERGE the batch's Customer and Identifier nodes and take their write locks in sorted
+1. normalize identifiers in Python (graph/normalize.py), before taking any lock;
+2. write owners, accounts and deals (graph/entity_writes.py);
+3. lock: MERGE the batch's Customer and Identifier nodes and take their write locks in sorted
    key order, so two writers touching one identifier serialize (the second reads what the first
    committed);
-3. read the neighbourhood (the batch's records, their profiles, the profiles holding the batch's
+4. read the neighbourhood (the batch's records, their profiles, the profiles holding the batch's
    identifiers), lock those profiles in sorted id order, and read again until the set of
    profiles no longer changes (a concurrent merge may have moved records meanwhile);
-4. decide in Python (graph/resolution.py `resolve`) and write the decisions with a few UNWIND
-   statements: record traits, identifier edges with `matched`, new profiles, merges (moving
-   RESOLVES_TO and MERGED_INTO edges to the survivor, with a MergeEvent), record assignments;
-5. write accounts, owners, deals, stage changes, memberships and interactions
-   (graph/entity_writes.py), then refresh the unified traits of changed profiles.
+5. decide in Python (graph/resolution.py `resolve`) and write the decisions with a few UNWIND
+   statements: record traits, identifier edges with `matched`, new profiles (with their unified
+   fields computed from the batch, no read needed), merges (moving RESOLVES_TO and MERGED_INTO
+   edges to the survivor, with a MergeEvent), record assignments;
+6. write memberships, deal contacts, interactions and stage changes, then refresh the unified
+   traits of the existing profiles that changed (graph/profile_refresh.py).
 
-Deadlocks between writers surface as transient errors and the driver reruns the whole function;
-every step is idempotent, and a replayed batch finds nothing to decide and writes nothing.
+Why this shape: the decision is a pure function, so it is tested against an oracle without
+Neo4j and the Cypher stays plain; locks are taken by setting a property to its own value (a
+write lock, no change), so a replay leaves no trace; the lock-read-reread loop is what makes
+concurrent writers over overlapping identities end where one writer would. Deadlocks between
+writers surface as transient errors and the driver reruns the whole function; every step is
+idempotent, and a replayed batch finds nothing to decide and writes nothing.
 """
 
 from __future__ import annotations
