@@ -320,6 +320,7 @@ class Run:
     profiles_dir: Path
     out: Path
     profile: bool = True
+    only: frozenset[str] = frozenset()  # figure names to run (loading always runs); empty: all
 
     def require_api(self) -> None:
         if not self.api.running():
@@ -730,6 +731,8 @@ def _work_dir() -> Path:
 
 
 async def figure(run: Run, name: str, fn: Callable[[Run], Awaitable[None]]) -> None:
+    if run.only and name.split()[0] not in run.only | {"load"}:
+        return
     log(f"{name}…")
     t0 = time.perf_counter()
     try:
@@ -818,7 +821,11 @@ def machine() -> dict[str, Any]:
 
 
 async def main_async(
-    size: Size, out: Path, plots_dir: Path | None, profile: bool = True
+    size: Size,
+    out: Path,
+    plots_dir: Path | None,
+    profile: bool = True,
+    only: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -863,6 +870,7 @@ async def main_async(
                 profiles_dir=(plots_dir or _work_dir()) / "profiles",
                 out=out,
                 profile=profile,
+                only=only,
             )
             try:
                 await _figures(run)
@@ -962,6 +970,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated figures to run after loading (scale, profile_page, long_list, "
+        "quality, re_resolution, ingest, import, profiles); default: all",
+    )
+    parser.add_argument(
         "--no-profile", action="store_true", help="skip the pyinstrument profiles at the end"
     )
     args = parser.parse_args(argv)
@@ -972,7 +986,13 @@ def main(argv: list[str] | None = None) -> int:
     quiet_driver_logs()
     out.parent.mkdir(parents=True, exist_ok=True)
     results = asyncio.run(
-        main_async(size, out, None if args.no_plots else plots, profile=not args.no_profile)
+        main_async(
+            size,
+            out,
+            None if args.no_plots else plots,
+            profile=not args.no_profile,
+            only=frozenset(f for f in args.only.split(",") if f),
+        )
     )
     print(json.dumps({k: results.get(k) for k in ("targets", "errors", "seconds")}, indent=2))
     return 0

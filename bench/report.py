@@ -22,7 +22,7 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, bool):
-        return "pass" if value else "**miss**"
+        return "yes" if value else "no"
     if isinstance(value, float):
         if abs(value) < 1:
             return f"{value:.4f}"
@@ -60,7 +60,10 @@ def render(results: dict[str, Any], plots: str | None = None) -> str:
         out.append(
             _table(
                 ["target", "measured", "result"],
-                [[name, t.get("value"), t.get("pass")] for name, t in targets.items()],
+                [
+                    [name, t.get("value"), "pass" if t.get("pass") else "**miss**"]
+                    for name, t in targets.items()
+                ],
             )
         )
     ingest = results.get("ingest")
@@ -190,8 +193,17 @@ def render(results: dict[str, Any], plots: str | None = None) -> str:
         out.append("### Full re-resolution (`customer-graph resolve`)\n")
         out.append(
             _table(
-                ["records", "seconds", "records/s"],
-                [[rr["records"], rr["seconds"], rr["records_per_s"]]],
+                ["records", "seconds", "records/s", "profiles before", "after", "differences"],
+                [
+                    [
+                        rr["records"],
+                        rr["seconds"],
+                        rr["records_per_s"],
+                        rr.get("report", {}).get("profilesBefore"),
+                        rr.get("report", {}).get("profilesAfter"),
+                        rr.get("differences_found"),
+                    ]
+                ],
             )
         )
         out.append(f"\n![re-resolution]({plots}/re_resolution.png)")
