@@ -29,7 +29,7 @@ def _fmt(value: Any) -> str:
         return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
-    return str(value)
+    return str(value).replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
