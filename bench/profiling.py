@@ -122,7 +122,9 @@ def top_frames(profiler: Profiler, n: int = 12) -> list[dict[str, Any]]:
         frame = stack.pop()
         stack.extend(frame.children)
         if frame.is_synthetic_leaf or not frame.children:
-            label = f"{frame.function} ({_short(frame.file_path_short or '')}:{frame.line_no})"
+            # A "[self]" leaf is its parent's own time: name the parent.
+            named = frame.parent if frame.is_synthetic_leaf and frame.parent else frame
+            label = f"{named.function} ({_short(named.file_path_short or '')}:{named.line_no})"
             own[label] = own.get(label, 0.0) + frame.time
     total = root.time or 1.0
     ranked = sorted(own.items(), key=lambda kv: kv[1], reverse=True)[:n]
