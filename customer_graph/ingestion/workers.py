@@ -39,6 +39,7 @@ from customer_graph.graph.records import WriteBatch, WriteResult
 from customer_graph.graph.resolution import resolution_config
 from customer_graph.graph.writes import write_batch_tx
 from customer_graph.ingestion import metrics
+from customer_graph.pubsub import publish_write_result
 from customer_graph.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -327,6 +328,8 @@ class WorkerPool:
         metrics.COMMIT_SECONDS.observe(asyncio.get_running_loop().time() - started)
         metrics.BATCH_SIZE.observe(len(indexes))
         commit.results.append(done.result)
+        # Subscribers of profileUpdated hear of every committed write, from any way in.
+        publish_write_result(done.result)
         for position, i in enumerate(indexes):
             if position in done.duplicates:
                 commit.outcomes[i] = "duplicate"

@@ -146,13 +146,15 @@ class Written:
 
 
 async def _write(info: Info, batch: WriteBatch, source: str | None) -> Written:
-    """Write through the ingestion workers (or directly without them); tell subscribers."""
+    """Write through the ingestion workers (which tell subscribers once it commits), or
+    directly without them."""
     context = info.context
     pool = context.ingest
     if pool is None:
         result = await write_batch(
             context.driver, context.settings.neo4j_database, batch, _config(info)
         )
+        publish_write_result(result)
     else:
         try:
             receipt = await pool.submit([WorkItem(batch=batch, type="mutation", source=source)])
@@ -176,7 +178,6 @@ async def _write(info: Info, batch: WriteBatch, source: str | None) -> Written:
             )
         result = receipt.result
     _after_write(info)
-    publish_write_result(result)
     return Written(result=result)
 
 

@@ -170,6 +170,18 @@ async def test_profile_updated_pushes_every_write(server: str, http: httpx.Async
         assert sorted(r["sourceId"] for r in pushed["records"]) == [tag, f"w-{tag}"]
         assert pushed["id"] == profile_id
 
+        # An event through the tracking API (the ingestion workers) joins the profile too.
+        response = await http.post(
+            "/v1/identify",
+            json={"userId": f"u-{tag}", "traits": {"email": email}, "messageId": f"{tag}-id"},
+        )
+        assert response.status_code == 200, response.text
+        source_ids: list[str] = []
+        while f"u-{tag}" not in source_ids:  # pushes of the earlier writes may come first
+            pushed = (await receive(socket, 10))["payload"]["data"]["profileUpdated"]
+            source_ids = [r["sourceId"] for r in pushed["records"]]
+        assert pushed["id"] == profile_id
+
         await socket.send(json.dumps({"id": "1", "type": "complete"}))
     finally:
         await socket.close()
