@@ -63,12 +63,13 @@ log = logging.getLogger(__name__)
 MAX_LOCK_ROUNDS = 50
 
 # Upsert the batch's records and take their write locks in key order. Setting a property to its
-# own value takes a node's write lock and changes nothing (so a replay leaves no trace).
+# own value takes a node's write lock and changes nothing (so a replay leaves no trace). A new
+# record gets the batch's traits at once; existing ones are merged after the read.
 LOCK_CUSTOMERS = """
 UNWIND $rows AS row
 MERGE (c:Customer {key: row.key})
-  ON CREATE SET c.source = row.source, c.sourceId = row.sourceId, c.traits = '{}',
-                c.traitTimes = '{}', c.createdAt = $now, c.updatedAt = $now,
+  ON CREATE SET c.source = row.source, c.sourceId = row.sourceId, c.traits = row.traits,
+                c.traitTimes = row.traitTimes, c.createdAt = $now, c.updatedAt = $now,
                 c.seenAt = datetime(row.seenAt)
 SET c.source = c.source
 """
@@ -459,6 +460,8 @@ async def _write_customers(
                 "source": r.source,
                 "sourceId": r.source_id,
                 "seenAt": (r.seen_at or now).isoformat(),
+                "traits": dumps(r.traits),
+                "traitTimes": dumps({k: v.isoformat() for k, v in r.trait_times.items()}),
             }
             for r in sorted(recs, key=lambda r: r.key)
         ],
