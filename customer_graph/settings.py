@@ -64,10 +64,6 @@ class Settings(BaseSettings):
     # A development key with every scope (source `dev`); never set it in production.
     dev_key: str | None = None
 
-    # GraphQL exploration; switch both off in production if the schema is private.
-    graphiql_enabled: bool = True  # CUSTOMER_GRAPH_GRAPHIQL_ENABLED
-    introspection_enabled: bool = True  # CUSTOMER_GRAPH_INTROSPECTION_ENABLED
-
     # Identity resolution (graph/resolution.py). Lists and maps are JSON in the environment,
     # e.g. CUSTOMER_GRAPH_RESOLUTION_LIMITS='{"user_id": 1, "email": 3}'.
     resolution_default_region: str = "US"
