@@ -19,7 +19,8 @@ import httpx
 
 from customer_graph.settings import PROJECT_ROOT
 
-STARTUP_TIMEOUT_S = 60.0
+STARTUP_TIMEOUT_S = 90.0
+DRAIN_TIMEOUT_S = 60.0
 NODE_MODULES = PROJECT_ROOT / "node_modules"
 
 
@@ -32,7 +33,8 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(**env: str) -> Iterator[str]:
-    """Serve `customer_graph.app:app` with `env` added to the environment; yield its base URL."""
+    """Serve `customer_graph.app:app` with `env` added to the environment; yield its base URL
+    once it is ready (Neo4j reachable, constraints in place)."""
     port = free_port()
     command = [
         sys.executable,
@@ -60,9 +62,9 @@ def live_server(**env: str) -> Iterator[str]:
             _wait_until_up(base, process, log)
             yield base
         finally:
-            process.terminate()
+            process.terminate()  # uvicorn drains the ingestion queue on SIGTERM
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=DRAIN_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -75,7 +77,7 @@ def _wait_until_up(base: str, process: subprocess.Popen[bytes], log: Any) -> Non
             log.seek(0)
             raise AssertionError(f"uvicorn exited with {process.returncode}:\n{log.read()}")
         try:
-            if httpx.get(f"{base}/healthz", timeout=1.0).status_code == 200:
+            if httpx.get(f"{base}/readyz", timeout=2.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass

@@ -22,7 +22,7 @@ import segment.analytics as analytics
 from customer_graph.graph.driver import driver_for
 from customer_graph.graph.local import LocalNeo4j
 from customer_graph.settings import Settings
-from tests.e2e.tracking_server import uvicorn_server
+from tests.e2e.live_server import live_server
 from tests.helpers import unique
 
 DEV_KEY = "cg_dev_" + unique("crash")
@@ -125,7 +125,7 @@ async def test_killing_neo4j_loses_no_acknowledged_message(
     private_neo4j.wait_ready()
     http_prefix, sdk_prefix = unique("crash-http"), unique("crash-sdk")
     env = {"NEO4J_URI": private_neo4j.uri, "CUSTOMER_GRAPH_DEV_KEY": DEV_KEY}
-    with uvicorn_server(**env) as base:
+    with live_server(**env) as base:
         sender = Sender(base, http_prefix)
         sdk_errors: list[str] = []
         http_stream = asyncio.create_task(asyncio.to_thread(sender.run))

@@ -19,7 +19,7 @@ from neo4j import AsyncDriver
 
 from customer_graph.auth import Scope, create_key
 from customer_graph.settings import Settings
-from tests.e2e.tracking_server import uvicorn_server
+from tests.e2e.live_server import live_server
 from tests.helpers import unique
 
 EVENTS = 2000
@@ -28,7 +28,7 @@ USERS = 150
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    with uvicorn_server() as base:
+    with live_server() as base:
         yield base
 
 
