@@ -109,6 +109,9 @@ try {
       await fill(page, page.locator(".graphiql-editor-tool .graphiql-editor:visible"), step.headers);
     }
     await fill(page, queryEditor, step.query);
+    // GraphiQL parses the editor after a debounce; run before that and it sends the previous
+    // document's kind (a subscription would go over HTTP instead of its websocket).
+    await page.waitForTimeout(1000);
     await page.locator(".graphiql-execute-button").click();
     const response = page.locator(".graphiql-response .CodeMirror-code");
     const shown = response.filter({ hasText: step.expect });
