@@ -21,6 +21,8 @@ from http import HTTPStatus
 from typing import Any
 
 from cross_web import HTTPException, StarletteRequestAdapter
+from graphql import GraphQLError, get_operation_ast, parse
+from graphql import OperationType as GraphQLOperationType
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -36,6 +38,23 @@ from customer_graph.resolvers.context import Context
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
+
+
+SUBSCRIPTION_OVER_HTTP = (
+    "Subscriptions are served over WebSocket (graphql-transport-ws) at this path, not over HTTP"
+)
+
+
+def is_subscription(request_data: GraphQLRequestData) -> bool:
+    """Whether the operation to run is a subscription (a document that does not parse is not)."""
+    query = request_data.query
+    if not query or "subscription" not in query:  # cheap test first: most requests are queries
+        return False
+    try:
+        operation = get_operation_ast(parse(query), request_data.operation_name)
+    except GraphQLError:
+        return False
+    return operation is not None and operation.operation is GraphQLOperationType.SUBSCRIPTION
 
 
 class MethodNotAllowedError(HTTPException):
@@ -161,6 +180,9 @@ class GraphQLHTTPView(GraphQL[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
+        # Executed as a plain request, a subscription would fail inside; say where it belongs.
+        if is_subscription(request_data):
+            raise HTTPException(HTTPStatus.BAD_REQUEST, SUBSCRIPTION_OVER_HTTP)
         try:
             return await super().execute_single(
                 request=request,

@@ -91,6 +91,16 @@ async def test_bad_json_is_400_with_a_graphql_error(
     assert payload["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
 
+async def test_subscription_over_http_is_400_pointing_at_the_websocket(
+    driver: AsyncDriver, app_settings: Settings
+) -> None:
+    body = '{"query": "subscription { profileUpdated(id: \\"nobody\\") { id } }"}'
+    status, _, payload = await post(app_settings, body, GRAPHQL_RESPONSE_JSON)
+    assert status == 400
+    assert payload["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert "WebSocket" in payload["errors"][0]["message"]
+
+
 async def test_get_runs_queries_and_refuses_mutations_with_405(
     driver: AsyncDriver, app_settings: Settings
 ) -> None:
