@@ -538,7 +538,7 @@ async def fig_re_resolution(run: Run) -> None:
         report = {"output_tail": done.stdout[-600:]}
     summary = {k: v for k, v in report.items() if isinstance(v, int | float | str | bool)}
     records = _records(run)
-    run.results["re_resolution"] = {
+    point = {
         "records": records,
         "seconds": round(seconds, 2),
         "records_per_s": round(records / seconds, 1),
@@ -546,6 +546,9 @@ async def fig_re_resolution(run: Run) -> None:
         "report": summary,
         "note": "a dry run (`customer-graph resolve --json`) in its own process, start-up included",
     }
+    # The top-level keys are the last (largest) point; `points` holds one per size measured.
+    points = [*run.results.get("re_resolution", {}).get("points", []), point]
+    run.results["re_resolution"] = {**point, "points": points}
 
 
 def _last(text: str, n: int = 800) -> str:
@@ -919,6 +922,8 @@ async def _figures(run: Run) -> None:
             await figure(run, "profile_page", fig_profile_page)
             await figure(run, "long_list", fig_long_list)
             await figure(run, "quality", fig_quality)
+            await figure(run, "re_resolution", fig_re_resolution)
+        elif records == run.size.scale[-1]:
             await figure(run, "re_resolution", fig_re_resolution)
     await figure(run, "ingest", fig_ingest)
     await figure(run, "import", fig_import)

@@ -152,8 +152,11 @@ def re_resolution(results: dict[str, Any], ax: Axes) -> str | None:
     data = results.get("re_resolution")
     if not data:
         return None
-    _bars(ax, [f"{data['records']:,} records"], [data["seconds"]], [PRODUCT], "seconds")
-    ax.set_title(f"Full re-resolution: {data['records_per_s']:,.0f} records/s")
+    points = data.get("points", [data])
+    labels = [f"{p['records']:,} records" for p in points]
+    _bars(ax, labels, [p["seconds"] for p in points], [PRODUCT] * len(points), "seconds")
+    rates = ", ".join(f"{p['records_per_s']:,.0f}" for p in points)
+    ax.set_title(f"Full re-resolution: {rates} records/s")
     return "re_resolution"
 
 

@@ -196,13 +196,14 @@ def render(results: dict[str, Any], plots: str | None = None) -> str:
                 ["records", "seconds", "records/s", "profiles before", "after", "differences"],
                 [
                     [
-                        rr["records"],
-                        rr["seconds"],
-                        rr["records_per_s"],
-                        rr.get("report", {}).get("profilesBefore"),
-                        rr.get("report", {}).get("profilesAfter"),
-                        rr.get("differences_found"),
+                        p["records"],
+                        p["seconds"],
+                        p["records_per_s"],
+                        p.get("report", {}).get("profilesBefore"),
+                        p.get("report", {}).get("profilesAfter"),
+                        p.get("differences_found"),
                     ]
+                    for p in rr.get("points", [rr])
                 ],
             )
         )
