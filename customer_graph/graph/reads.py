@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, LiteralString, TypeVar
 
 from neo4j import AsyncDriver, Record, RoutingControl
@@ -197,16 +198,22 @@ async def search_profiles_count(reader: GraphReader, text: str) -> int:
 
 
 # One row per identifier of the profile, aggregated over the records that carry it.
-IDENTIFIERS_BY_PROFILE: Final = """
+_IDENTIFIER_PROJECTION: Final = """i {.key, .type, .value, .blocked, sources: sources,
+                       firstSeen: toString(firstSeen), lastSeen: toString(lastSeen),
+                       matched: any(m IN matched WHERE m)}"""
+
+IDENTIFIERS_BY_PROFILE: Final = (
+    """
 UNWIND $ids AS key
 MATCH (:Profile {id: key})<-[:RESOLVES_TO]-(c:Customer)-[h:HAS_IDENTIFIER]->(i:Identifier)
 WITH key, i, collect(DISTINCT c.source) AS sources, min(h.firstSeen) AS firstSeen,
      max(h.lastSeen) AS lastSeen, collect(coalesce(h.matched, true)) AS matched
 ORDER BY i.type, i.value
-RETURN key, collect(i {.key, .type, .value, .blocked, sources: sources,
-                       firstSeen: toString(firstSeen), lastSeen: toString(lastSeen),
-                       matched: any(m IN matched WHERE m)}) AS identifiers
+RETURN key, collect("""
+    + _IDENTIFIER_PROJECTION
+    + """) AS identifiers
 """
+)
 
 
 async def identifiers_by_profile(
@@ -444,14 +451,11 @@ async def interactions_by_id(
 
 # One newest-first feed of interactions, stage changes of the profile's deals, and identity
 # events (merges into it, splits of it). The sort key breaks ties on time across kinds.
-TIMELINE_BY_PROFILE: Final = (
+# The kinds of a profile's history for one page request `req` of profile `p`: each kind is cut
+# to the page before it is projected, so a long history costs a sort of keys, not a projection
+# of every item.
+_TIMELINE_ITEMS: Final = (
     """
-UNWIND $requests AS req
-CALL (req) {
-  MATCH (p:Profile {id: req.profileId})
-  CALL (p, req) {
-    // Each kind is cut to the page before it is projected: a long history costs a sort of
-    // keys, not a projection of every item.
     MATCH (p)<-[:RESOLVES_TO]-(c:Customer)-[:HAD]->(i:Interaction)
     WITH c, i, i.occurredAt AS at, 'interaction:' + i.id AS sortKey
     WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
@@ -484,10 +488,26 @@ CALL (req) {
     RETURN at, sortKey, 'split' AS kind,
            e {.id, .profileId, .newProfileIds, .reason, .identifierKey, .recordKey,
               at: toString(e.at)} AS item
-  }
+"""
+)
+
+_TIMELINE_ENTRIES: Final = """
   WITH at, sortKey, kind, item ORDER BY at DESC, sortKey DESC LIMIT $limit
   RETURN collect({at: toString(at), sortKey: sortKey, kind: kind, item: item}) AS entries
-}
+"""
+
+# One newest-first feed of interactions, stage changes of the profile's deals, and identity
+# events (merges into it, splits of it). The sort key breaks ties on time across kinds.
+TIMELINE_BY_PROFILE: Final = (
+    """
+UNWIND $requests AS req
+CALL (req) {
+  MATCH (p:Profile {id: req.profileId})
+  CALL (p, req) {"""
+    + _TIMELINE_ITEMS
+    + """  }"""
+    + _TIMELINE_ENTRIES
+    + """}
 RETURN req.key AS key, entries
 """
 )
@@ -498,6 +518,18 @@ _TIMELINE_CONVERTERS: Final[dict[str, Any]] = {
     "merge": merge_event_row,
     "split": split_event_row,
 }
+
+
+def _timeline_entries(entries: list[Mapping[str, Any]]) -> list[TimelineEntry]:
+    return [
+        TimelineEntry(
+            at=required_datetime(e["at"]),
+            sort_key=str(e["sortKey"]),
+            item=_TIMELINE_CONVERTERS[e["kind"]](e["item"]),
+        )
+        for e in entries
+        if e["at"] is not None
+    ]
 
 
 async def timeline_by_profile(
@@ -517,18 +549,7 @@ async def timeline_by_profile(
             for i in indexes
         ]
         records = await reader.fetch(TIMELINE_BY_PROFILE, requests=requests, limit=first + 1)
-        found = {
-            r["key"]: [
-                TimelineEntry(
-                    at=required_datetime(e["at"]),
-                    sort_key=str(e["sortKey"]),
-                    item=_TIMELINE_CONVERTERS[e["kind"]](e["item"]),
-                )
-                for e in r["entries"]
-                if e["at"] is not None
-            ]
-            for r in records
-        }
+        found = {r["key"]: _timeline_entries(r["entries"]) for r in records}
         for i in indexes:
             rows = found.get(str(i), [])
             pages[i] = Page(items=rows[:first], has_next=len(rows) > first)
@@ -717,3 +738,133 @@ RETURN key, o {.id, .name, .email} AS owner
 async def owners_by_id(reader: GraphReader, ids: Sequence[str]) -> list[OwnerRow | None]:
     records = await reader.fetch(OWNERS_BY_ID, ids=list(ids))
     return _by_key(ids, records, "owner", owner_row)
+
+
+# ---------------------------------------------------------------------------------------------
+# A profile with what its page shows, in one round trip
+
+
+@dataclass(frozen=True, slots=True)
+class TimelinePart:
+    """The timeline page a profile page asks for (`first` from 0 to the page size limit)."""
+
+    first: int
+    after: Keyset | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfilePageKey:
+    """A profile by id, and which of its parts to read with it."""
+
+    profile_id: str
+    identifiers: bool = False
+    deals: bool = False
+    timeline: TimelinePart | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfilePage:
+    """A profile and the parts asked for (None: not asked), keyed by its current id."""
+
+    profile: ProfileRow
+    identifiers: list[IdentifierRow] | None
+    timeline: Page[TimelineEntry] | None
+    deals: list[DealRow] | None
+
+
+# The profile (a merged-away id gives the profile it was merged into) with the parts the GraphQL
+# selection asks for: its identifiers, one timeline page and its deals (with stage history).
+# Each part is computed only when asked (`$identifiers`, `$deals`, and `req` not null for the
+# timeline), and comes out in the shape of the matching per-part read above, so the answer can
+# fill those reads' DataLoaders. Requests that share a timeline page size share this query.
+PROFILE_PAGES: Final = (
+    """
+UNWIND $requests AS request
+CALL (request) {
+  MATCH (start:Profile {id: request.id})
+  OPTIONAL MATCH (start)-[:MERGED_INTO*1..50]->(s:Profile)
+  WHERE NOT (s)-[:MERGED_INTO]->(:Profile)
+  RETURN coalesce(s, start) AS p
+}
+CALL (p) {
+  MATCH (p)<-[:RESOLVES_TO]-(c:Customer)-[h:HAS_IDENTIFIER]->(i:Identifier)
+  WHERE $identifiers
+  WITH i, collect(DISTINCT c.source) AS sources, min(h.firstSeen) AS firstSeen,
+       max(h.lastSeen) AS lastSeen, collect(coalesce(h.matched, true)) AS matched
+  ORDER BY i.type, i.value
+  RETURN collect("""
+    + _IDENTIFIER_PROJECTION
+    + """) AS identifiers
+}
+CALL (p, request) {
+  WITH request.timeline AS req WHERE req IS NOT NULL
+  CALL (p, req) {"""
+    + _TIMELINE_ITEMS
+    + """  }"""
+    + _TIMELINE_ENTRIES
+    + """}
+CALL (p) {
+  MATCH (p)<-[:RESOLVES_TO]-(:Customer)-[:CONTACT_ON]->(d:Deal)
+  WHERE $deals
+  WITH DISTINCT d
+  ORDER BY d.createdAt DESC, d.id
+  RETURN collect("""
+    + _DEAL_PROJECTION
+    + """) AS deals
+}
+RETURN request.key AS key,
+       p {.id, .traits, .displayName, .email, .phone, .company,
+          createdAt: toString(p.createdAt), updatedAt: toString(p.updatedAt)} AS profile,
+       identifiers, entries, deals
+"""
+)
+
+
+async def profile_pages(
+    reader: GraphReader, keys: Sequence[ProfilePageKey]
+) -> list[ProfilePage | None]:
+    """Profiles by id, each with the parts its key asks for; None for an unknown id."""
+    pages: dict[int, ProfilePage] = {}
+    groups: dict[tuple[bool, bool, int], list[int]] = defaultdict(list)
+    for index, key in enumerate(keys):
+        size = key.timeline.first if key.timeline is not None else 0
+        groups[(key.identifiers, key.deals, size)].append(index)
+    for (identifiers, deals, size), indexes in groups.items():
+        requests = [
+            {
+                "key": str(i),
+                "id": keys[i].profile_id,
+                "timeline": _timeline_request(keys[i].timeline),
+            }
+            for i in indexes
+        ]
+        records = await reader.fetch(
+            PROFILE_PAGES,
+            requests=requests,
+            identifiers=identifiers,
+            deals=deals,
+            limit=size + 1,
+        )
+        for r in records:
+            i = int(r["key"])
+            timeline = keys[i].timeline
+            entries = _timeline_entries(r["entries"]) if timeline is not None else []
+            pages[i] = ProfilePage(
+                profile=profile_row(r["profile"]),
+                identifiers=(
+                    [identifier_row(m) for m in r["identifiers"] if m is not None]
+                    if identifiers
+                    else None
+                ),
+                timeline=(
+                    Page(items=entries[:size], has_next=len(entries) > size)
+                    if timeline is not None
+                    else None
+                ),
+                deals=[deal_row(m) for m in r["deals"] if m is not None] if deals else None,
+            )
+    return [pages.get(i) for i in range(len(keys))]
+
+
+def _timeline_request(page: TimelinePart | None) -> dict[str, Any] | None:
+    return _after_params(page.after) if page is not None else None

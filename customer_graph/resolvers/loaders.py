@@ -14,7 +14,7 @@ from typing import TypeVar
 from strawberry.dataloader import DataLoader
 
 from customer_graph.graph import reads
-from customer_graph.graph.reads import GraphReader
+from customer_graph.graph.reads import GraphReader, ProfilePage, ProfilePageKey
 from customer_graph.graph.rows import (
     AccountRow,
     ComputedRow,
@@ -51,6 +51,13 @@ class ProfileByIdLoader(DataLoader[str, ProfileRow | None]):
 
     def __init__(self, reader: GraphReader) -> None:
         super().__init__(load_fn=_batch(reader, reads.profiles_by_id))
+
+
+class ProfilePageLoader(DataLoader[ProfilePageKey, ProfilePage | None]):
+    """A profile with the parts of its page a selection asks for, in one statement."""
+
+    def __init__(self, reader: GraphReader) -> None:
+        super().__init__(load_fn=_batch(reader, reads.profile_pages))
 
 
 class IdentifiersByProfileLoader(DataLoader[str, list[IdentifierRow]]):
@@ -153,6 +160,7 @@ class Loaders:
 
     def __init__(self, reader: GraphReader) -> None:
         self.profile_by_id = ProfileByIdLoader(reader)
+        self.profile_page = ProfilePageLoader(reader)
         self.identifiers_by_profile = IdentifiersByProfileLoader(reader)
         self.identifier_by_key = IdentifierByKeyLoader(reader)
         self.records_by_profile = RecordsByProfileLoader(reader)

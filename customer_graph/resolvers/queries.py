@@ -32,6 +32,7 @@ from customer_graph.schema.profile import (
     ProfileConnection,
     ProfileEdge,
     load_profile,
+    load_profile_page,
     load_record,
 )
 
@@ -81,7 +82,7 @@ async def _none() -> None:
 async def profile(info: Info, id: strawberry.ID) -> Profile | None:
     """A profile by global or raw id; a merged-away id gives the profile it was merged into."""
     raw = raw_id_for("Profile", id)
-    return await load_profile(info, raw)
+    return await load_profile_page(info, raw)
 
 
 async def profile_by_identifier(info: Info, type: str, value: str) -> Profile | None:
@@ -95,7 +96,7 @@ async def profile_by_identifier(info: Info, type: str, value: str) -> Profile | 
     if ident is None:
         return None
     profile_id = await reads.profile_id_by_identifier(info.context.reader, ident.key)
-    return await load_profile(info, profile_id)
+    return await load_profile_page(info, profile_id)
 
 
 async def search_profiles(

@@ -9,7 +9,7 @@ from typing import Annotated
 import strawberry
 
 from customer_graph.graph.identity import explain_link
-from customer_graph.graph.reads import search_profiles_count
+from customer_graph.graph.reads import ProfilePageKey, TimelinePart, search_profiles_count
 from customer_graph.graph.rows import (
     ComputedRow,
     IdentifierRow,
@@ -27,7 +27,8 @@ from customer_graph.graph.rows import (
 )
 from customer_graph.resolvers.context import Info
 from customer_graph.resolvers.errors import INVALID_CURSOR, ApiError
-from customer_graph.resolvers.paging import check_first, check_list
+from customer_graph.resolvers.lookahead import child_fields
+from customer_graph.resolvers.paging import MAX_PAGE_SIZE, check_first, check_list
 from customer_graph.schema.account import AccountMembership
 from customer_graph.schema.deal import Deal, DealStatus, StageChange
 from customer_graph.schema.interaction import (
@@ -500,3 +501,57 @@ async def load_record(info: Info, key: str | None) -> CustomerRecord | None:
         return None
     row = await info.context.loaders.record_by_key.load(key)
     return CustomerRecord.from_row(row) if row is not None else None
+
+
+async def load_profile_page(info: Info, profile_id: str | None) -> Profile | None:
+    """The profile, read in one statement with the identifiers, timeline page and deals its
+    selection asks for; these fill the DataLoaders that the child resolvers then read."""
+    if profile_id is None:
+        return None
+    key = _page_key(info, profile_id)
+    if key is None:
+        return await load_profile(info, profile_id)
+    loaders = info.context.loaders
+    page = await loaders.profile_page.load(key)
+    if page is None:
+        return None
+    row = page.profile
+    loaders.profile_by_id.prime(profile_id, row)
+    loaders.profile_by_id.prime(row.id, row)
+    if page.identifiers is not None:
+        loaders.identifiers_by_profile.prime(row.id, page.identifiers)
+    if page.deals is not None:
+        loaders.deals_by_profile.prime(row.id, page.deals)
+    if page.timeline is not None and key.timeline is not None:
+        timeline_key = TimelinePageKey(
+            profile_id=row.id, first=key.timeline.first, after=key.timeline.after
+        )
+        loaders.timeline_page_by_profile.prime(timeline_key, page.timeline)
+    return Profile.from_row(row)
+
+
+def _page_key(info: Info, profile_id: str) -> ProfilePageKey | None:
+    """What of the page to read with the profile; None when the selection asks for none of it."""
+    fields = child_fields(info)
+    timeline = None
+    pages = fields.get("timeline", [])
+    # One timeline page only: several (aliases with other arguments) go through their loader.
+    if len(pages) == 1:
+        first, after = pages[0].get("first"), pages[0].get("after")
+        if (
+            isinstance(first, int)
+            and not isinstance(first, bool)
+            and 0 <= first <= MAX_PAGE_SIZE
+            and (after is None or isinstance(after, str))
+        ):
+            try:
+                timeline = TimelinePart(first=first, after=_keyset(after))
+            except ApiError:
+                timeline = None  # the timeline resolver reports the bad cursor
+    identifiers = "identifiers" in fields
+    deals = "deals" in fields
+    if not identifiers and not deals and timeline is None:
+        return None
+    return ProfilePageKey(
+        profile_id=profile_id, identifiers=identifiers, deals=deals, timeline=timeline
+    )

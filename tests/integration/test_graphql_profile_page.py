@@ -1,0 +1,198 @@
+"""The profile page in one round trip: `profile` reads what its selection asks for at once.
+
+The look-ahead in the `profile` resolver reads identifiers, a timeline page and deals in the
+profile's own statement and fills their DataLoaders. Its answers are compared with those of
+`node(id)`, which reads each part through its own loader, on the same data.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest_asyncio
+from neo4j import AsyncDriver
+
+from customer_graph.settings import Settings
+from tests.helpers import unique
+from tests.integration.graphql_seed import Person, counting_client, data, gql, seed_person
+
+PAGE_FIELDS = """
+fragment Page on Profile {
+  id displayName email phone company traits createdAt updatedAt
+  identifiers { type value sources firstSeen lastSeen blocked matched }
+  timeline(first: $first, after: $after) {
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges {
+      cursor
+      node {
+        __typename
+        ... on Interaction {
+          id type name subject channel direction occurredAt durationSeconds owner { name }
+        }
+        ... on StageChange { id fromStage toStage changedAt durationSeconds deal { id name } }
+        ... on MergeEvent { id at survivorId mergedIds }
+        ... on SplitEvent { id at reason }
+      }
+    }
+  }
+  deals(status: $status) {
+    id name amount currency pipeline stage status createdAt closedAt
+    stageHistory { fromStage toStage changedAt durationSeconds }
+  }
+}
+"""
+
+BY_PROFILE = (
+    """
+query ($id: ID!, $first: Int!, $after: String, $status: DealStatus) {
+  profile(id: $id) { ...Page }
+}
+"""
+    + PAGE_FIELDS
+)
+
+BY_NODE = (
+    """
+query ($gid: ID!, $first: Int!, $after: String, $status: DealStatus) {
+  node(id: $gid) { ...Page }
+}
+"""
+    + PAGE_FIELDS
+)
+
+
+def gid(raw: str) -> str:
+    return base64.b64encode(f"Profile:{raw}".encode()).decode()
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def person(driver: AsyncDriver, settings: Settings) -> Person:
+    return await seed_person(driver, settings, interactions=9)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    async with counting_client(settings) as pair:
+        yield pair
+
+
+async def _page(
+    http: httpx.AsyncClient, raw_id: str, first: int, after: str | None, status: str | None
+) -> tuple[dict[str, Any], int]:
+    body = await gql(http, BY_PROFILE, id=raw_id, first=first, after=after, status=status)
+    assert not body.get("errors"), body
+    return body["data"]["profile"], body["extensions"]["cost"]["graphRoundTrips"]
+
+
+async def test_page_is_one_round_trip_and_matches_the_loaders(
+    client: tuple[httpx.AsyncClient, Any], person: Person
+) -> None:
+    http, counting = client
+    for raw_id in (person.profile_id, person.merged_id):
+        for status in (None, "OPEN"):
+            before = len(counting.queries)
+            page, round_trips = await _page(http, raw_id, 5, None, status)
+            assert round_trips == 1 == len(counting.queries) - before
+            by_node = await data(
+                http, BY_NODE, gid=gid(person.profile_id), first=5, after=None, status=status
+            )
+            assert page == by_node["node"]
+            assert page["id"] == gid(person.profile_id)
+            assert len(page["identifiers"]) == 3  # email (shared), crm id, anonymous id
+            assert len(page["timeline"]["edges"]) == 5
+            assert page["timeline"]["pageInfo"]["hasNextPage"] is True
+            deals = {d["name"]: d for d in page["deals"]}
+            assert set(deals) == ({"Expansion"} if status else {"Expansion", "First order"})
+            history = deals["Expansion"]["stageHistory"]
+            assert [s["toStage"] for s in history] == ["qualified", "proposal"]
+            assert history[0]["durationSeconds"] == 3 * 24 * 3600
+            assert history[1]["durationSeconds"] is None
+
+
+async def test_timeline_pages_through_the_look_ahead(
+    client: tuple[httpx.AsyncClient, Any], person: Person
+) -> None:
+    http, _ = client
+    seen: list[Any] = []
+    after = None
+    while True:
+        page, round_trips = await _page(http, person.profile_id, 4, after, None)
+        by_node = await data(
+            http, BY_NODE, gid=gid(person.profile_id), first=4, after=after, status=None
+        )
+        assert page == by_node["node"]
+        assert round_trips == 1
+        timeline = page["timeline"]
+        seen += [e["node"] for e in timeline["edges"]]
+        after = timeline["pageInfo"]["endCursor"]
+        if not timeline["pageInfo"]["hasNextPage"]:
+            break
+    kinds = [n["__typename"] for n in seen]
+    assert (kinds.count("Interaction"), kinds.count("StageChange"), kinds.count("MergeEvent")) == (
+        9,
+        3,
+        1,
+    )
+
+
+async def test_selections_the_look_ahead_does_not_cover_still_resolve(
+    client: tuple[httpx.AsyncClient, Any], person: Person
+) -> None:
+    http, _ = client
+    # Two timeline pages of different sizes: neither is read ahead; both are right.
+    query = """
+    query ($id: ID!) {
+      profile(id: $id) {
+        identifiers { value }
+        a: timeline(first: 2) { edges { cursor } }
+        b: timeline(first: 3) { edges { cursor } }
+      }
+    }
+    """
+    body = await gql(http, query, id=person.profile_id)
+    assert not body.get("errors"), body
+    got = body["data"]["profile"]
+    assert [e["cursor"] for e in got["b"]["edges"]][:2] == [e["cursor"] for e in got["a"]["edges"]]
+    assert len(got["identifiers"]) == 3
+
+    # A bad cursor is still the timeline's error, and the rest of the profile resolves.
+    body = await gql(
+        http,
+        'query ($id: ID!) { profile(id: $id) { email timeline(first: 2, after: "x") { '
+        "edges { cursor } } } }",
+        id=person.profile_id,
+    )
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
+    assert body["errors"][0]["path"] == ["profile", "timeline"]
+
+    # Nothing to read ahead: the plain profile read; an unknown id is null.
+    for raw_id, expected in ((person.profile_id, person.email), (unique("nobody"), None)):
+        body = await gql(http, "query ($id: ID!) { profile(id: $id) { email } }", id=raw_id)
+        assert body["extensions"]["cost"]["graphRoundTrips"] == 1
+        assert (body["data"]["profile"] or {}).get("email") == expected
+        body = await gql(http, "query ($id: ID!) { profile(id: $id) { deals { id } } }", id=raw_id)
+        assert body["extensions"]["cost"]["graphRoundTrips"] == 1
+        assert (body["data"]["profile"] is None) == (expected is None)
+
+
+async def test_profile_by_identifier_reads_its_page_at_once(
+    client: tuple[httpx.AsyncClient, Any], person: Person
+) -> None:
+    http, _ = client
+    query = """
+    query ($value: String!) {
+      profileByIdentifier(type: "email", value: $value) {
+        id identifiers { value } timeline(first: 3) { edges { cursor } } deals { name }
+      }
+    }
+    """
+    body = await gql(http, query, value=person.email.upper())
+    assert not body.get("errors"), body
+    got = body["data"]["profileByIdentifier"]
+    assert got["id"] == gid(person.profile_id)
+    assert len(got["timeline"]["edges"]) == 3
+    assert {d["name"] for d in got["deals"]} == {"Expansion", "First order"}
+    assert body["extensions"]["cost"]["graphRoundTrips"] == 2
