@@ -5,12 +5,15 @@ MERGE on the constrained id; only messages whose node this transaction created a
 replay, even with a changed body, finds the node and writes nothing. Because the claim commits or
 rolls back with the write, a failed write leaves no claim behind, and a commit whose outcome the
 client never learned is safe to retry.
+
+The claim and the erasure screen are one statement, and it returns only what is exceptional: the
+keys already claimed (a replay) and the suppressed hashes the batch carries, usually none.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 from neo4j import AsyncDriver, AsyncManagedTransaction
@@ -28,8 +31,9 @@ from customer_graph.graph.records import WriteBatch, WriteResult
 BatchTxWriter = Callable[[AsyncManagedTransaction, WriteBatch], Awaitable[WriteResult]]
 """Writes one WriteBatch inside a given transaction (the write path's `write_batch_tx`)."""
 
-BatchScreen = Callable[[AsyncManagedTransaction, WriteBatch], Awaitable[set[tuple[str, int]]]]
-"""Names the parts of a batch, as (part, index), that must not be written (erased people)."""
+BatchScreen = Callable[[WriteBatch], Mapping[str, Collection[tuple[str, int]]]]
+"""The erasure screen of a batch, without I/O: each keyed hash (graph/privacy.py) that would
+refuse parts of it if a Suppression holds it, with those parts as (part, index)."""
 
 Unit = tuple[str | None, WriteBatch]
 """One message: its dedup key (None: no dedup) and what it writes."""
@@ -56,12 +60,25 @@ def concat_batches(batches: Iterable[WriteBatch]) -> WriteBatch:
 
 
 # `claim` is unique to this attempt of the transaction, so `m.claim = $claim` tells the messages
-# this attempt created from the ones an earlier commit (or a concurrent writer) created.
-CLAIM_MESSAGES = """
-UNWIND $ids AS id
-MERGE (m:Message {id: id})
-  ON CREATE SET m.claim = $claim, m.receivedAt = datetime()
-RETURN id, m.claim = $claim AS fresh
+# this attempt created from the ones an earlier commit (or a concurrent writer) created; only
+# those come back. MERGE on the constrained id makes a concurrent claim of one key wait for the
+# first writer's commit and then find its node. The screen looks up the batch's hashes in the
+# same statement (one round trip for both).
+CLAIM_AND_SCREEN = """
+CALL () {
+  UNWIND $ids AS id
+  MERGE (m:Message {id: id})
+    ON CREATE SET m.claim = $claim, m.receivedAt = datetime()
+  WITH id, m
+  WHERE NOT coalesce(m.claim = $claim, false)
+  RETURN collect(id) AS duplicates
+}
+CALL () {
+  UNWIND $hashes AS h
+  MATCH (s:Suppression {hash: h})
+  RETURN collect(s.hash) AS found
+}
+RETURN duplicates, found
 """
 
 
@@ -73,12 +90,18 @@ DELETE m
 """
 
 
-async def claim_messages_tx(tx: AsyncManagedTransaction, keys: Sequence[str]) -> set[str]:
-    """Claim `keys` (distinct); returns those no earlier committed transaction had claimed."""
-    if not keys:
-        return set()
-    result = await tx.run(CLAIM_MESSAGES, ids=list(keys), claim=uuid.uuid4().hex)
-    return {record["id"] async for record in result if record["fresh"]}
+async def claim_and_screen_tx(
+    tx: AsyncManagedTransaction, keys: Sequence[str], hashes: Collection[str]
+) -> tuple[set[str], set[str]]:
+    """Claim `keys` (distinct) and look up `hashes`: (keys an earlier committed transaction had
+    claimed, hashes that are suppressed)."""
+    if not keys and not hashes:
+        return set(), set()
+    result = await tx.run(
+        CLAIM_AND_SCREEN, ids=list(keys), claim=uuid.uuid4().hex, hashes=list(hashes)
+    )
+    record = await result.single(strict=True)
+    return set(record["duplicates"]), set(record["found"])
 
 
 async def write_deduplicated_tx(
@@ -93,21 +116,23 @@ async def write_deduplicated_tx(
     """
     # Sorted, so that concurrent writers take the claims' locks in one order (no deadlock).
     keys = sorted({key for key, _ in units if key is not None})
-    fresh = await claim_messages_tx(tx, keys)
+    every = {index: batch for index, (_, batch) in enumerate(units)}
+    # Duplicates are screened too, so that a replay naming an erased person says so.
+    lookups = screen(concat_batches(every.values())) if screen is not None and units else {}
+    claimed_before, found = await claim_and_screen_tx(tx, keys, lookups)
     duplicates: list[int] = []
     kept: dict[int, WriteBatch] = {}
+    seen: set[str] = set()
     for index, (key, batch) in enumerate(units):
         if key is not None:
-            if key not in fresh:
+            if key in claimed_before or key in seen:  # a second copy in one batch too
                 duplicates.append(index)
                 continue
-            fresh.discard(key)  # a second copy in the same batch is a duplicate too
+            seen.add(key)
         kept[index] = batch
     screened: set[int] = set()
-    if screen is not None and units:
-        # Duplicates are screened too, so that a replay naming an erased person says so.
-        every = {index: batch for index, (_, batch) in enumerate(units)}
-        refused = await screen(tx, concat_batches(every.values()))
+    if found:
+        refused = {part for digest in found for part in lookups.get(digest, ())}
         screened = _units_of(every, refused)
         kept = {i: b for i, b in kept.items() if i not in screened}
         claimed = {units[i][0] for i in screened if i not in duplicates} - {None}

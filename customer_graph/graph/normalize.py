@@ -136,13 +136,26 @@ def normalize_value(
 def normalize_identifier(
     identifier: IdentifierIn, *, default_region: str, blocked_patterns: Sequence[str]
 ) -> Identifier | None:
-    t = normalize_type(identifier.type)
+    if not isinstance(identifier.type, str) or not isinstance(identifier.value, str):
+        return None
+    return _normalize_identifier(
+        identifier.type, identifier.value, default_region, tuple(blocked_patterns)
+    )
+
+
+# A batch is normalized twice (the erasure screen, then the write path) and tracking traffic
+# repeats the same identifiers: the second time is a lookup.
+@lru_cache(maxsize=100_000)
+def _normalize_identifier(
+    type_: str, value: str, default_region: str, blocked_patterns: tuple[str, ...]
+) -> Identifier | None:
+    t = normalize_type(type_)
     if not IDENTIFIER_TYPE.fullmatch(t):
         return None
-    value = normalize_value(
-        t, identifier.value, default_region=default_region, blocked_patterns=blocked_patterns
+    normalized = normalize_value(
+        t, value, default_region=default_region, blocked_patterns=blocked_patterns
     )
-    return None if value is None else Identifier(t, value)
+    return None if normalized is None else Identifier(t, normalized)
 
 
 def normalize_identifiers(

@@ -64,14 +64,18 @@ def _warn_development_secret() -> None:
 
 def identifier_hash(settings: Settings, type_: str, value: str) -> str:
     """The keyed hash of a normalized identifier."""
-    message = f"identifier\x1f{type_}\x1f{value}".encode()
-    return hmac.new(_secret(settings), message, hashlib.sha256).hexdigest()
+    return _keyed_hash(_secret(settings), f"identifier\x1f{type_}\x1f{value}")
 
 
 def record_hash(settings: Settings, source: str, source_id: str) -> str:
     """The keyed hash of a source record's key."""
-    message = f"record\x1f{source}\x1f{source_id}".encode()
-    return hmac.new(_secret(settings), message, hashlib.sha256).hexdigest()
+    return _keyed_hash(_secret(settings), f"record\x1f{source}\x1f{source_id}")
+
+
+# Every message of a tracking batch is screened; its records and identifiers recur.
+@lru_cache(maxsize=65_536)
+def _keyed_hash(secret: bytes, message: str) -> str:
+    return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
 
 
 def identifier_target(settings: Settings, type_: str, value: str) -> str:
@@ -133,6 +137,15 @@ def _batch_hashes(settings: Settings, batch: WriteBatch) -> dict[str, list[Suppr
             hit = SuppressedHit("deals", i, "record")
             add(record_hash(settings, contact.source, contact.source_id), hit)
     return wanted
+
+
+def suppression_lookups(settings: Settings, batch: WriteBatch) -> dict[str, list[tuple[str, int]]]:
+    """The screen of `batch` without I/O: each keyed hash, with the (part, index) pairs it would
+    refuse if a Suppression holds it (what graph/messages.py looks up with its claim)."""
+    return {
+        digest: [(hit.part, hit.index) for hit in hits]
+        for digest, hits in _batch_hashes(settings, batch).items()
+    }
 
 
 FIND_SUPPRESSIONS = """

@@ -7,10 +7,11 @@
    key order, so two writers touching one identifier serialize (the second reads what the first
    committed);
 4. read the neighbourhood (the batch's records, their profiles, the profiles holding the batch's
-   identifiers), lock those profiles in sorted id order, and read again until the set of
-   profiles no longer changes (a concurrent merge may have moved records meanwhile);
-5. decide in Python (graph/resolution.py `resolve`) and write the decisions with a few UNWIND
-   statements: record traits, identifier edges with `matched`, new profiles (with their unified
+   identifiers) in the same statement, then lock those profiles in sorted id order and read
+   again (one statement) until the set of profiles no longer changes (a concurrent merge may
+   have moved records meanwhile);
+5. decide in Python (graph/resolution.py `resolve`) and write the decisions in one statement of
+   UNWIND parts: record traits, identifier edges with `matched`, new profiles (with their unified
    fields computed from the batch, no read needed), merges (moving RESOLVES_TO and MERGED_INTO
    edges to the survivor, with a MergeEvent), record assignments;
 6. write memberships, deal contacts, interactions and stage changes, then refresh the unified
@@ -62,32 +63,36 @@ log = logging.getLogger(__name__)
 
 MAX_LOCK_ROUNDS = 50
 
-# Upsert the batch's records and take their write locks in key order. Setting a property to its
-# own value takes a node's write lock and changes nothing (so a replay leaves no trace). A new
-# record gets the batch's traits at once; existing ones are merged after the read.
-LOCK_CUSTOMERS = """
-UNWIND $rows AS row
-MERGE (c:Customer {key: row.key})
-  ON CREATE SET c.source = row.source, c.sourceId = row.sourceId, c.traits = row.traits,
-                c.traitTimes = row.traitTimes, c.createdAt = $now, c.updatedAt = $now,
-                c.seenAt = datetime(row.seenAt)
-SET c.source = c.source
-"""
-
-LOCK_IDENTIFIERS = """
-UNWIND $rows AS row
-MERGE (i:Identifier {key: row.key})
-  ON CREATE SET i.type = row.type, i.value = row.value, i.blocked = false
-SET i.type = i.type
-WITH i WHERE i.blocked
-RETURN i.key AS key
+# Upsert the batch's records and identifiers and take their write locks, records first, each in
+# key order. Setting a property to its own value takes a node's write lock and changes nothing (so
+# a replay leaves no trace). A new record gets the batch's traits at once; existing ones are
+# merged after the read. Returns the blocked identifiers. It opens the first read of the
+# neighbourhood (LOCK_AND_READ_NEIGHBOURHOOD): one round trip for both.
+LOCK_RECORDS = """
+CALL () {
+  UNWIND $customers AS row
+  MERGE (c:Customer {key: row.key})
+    ON CREATE SET c.source = row.source, c.sourceId = row.sourceId, c.traits = row.traits,
+                  c.traitTimes = row.traitTimes, c.createdAt = $now, c.updatedAt = $now,
+                  c.seenAt = datetime(row.seenAt)
+  SET c.source = c.source
+}
+CALL () {
+  UNWIND $identifierRows AS row
+  MERGE (i:Identifier {key: row.key})
+    ON CREATE SET i.type = row.type, i.value = row.value, i.blocked = false
+  SET i.type = i.type
+  WITH i WHERE i.blocked
+  RETURN collect(i.key) AS blocked
+}
 """
 
 # The neighbourhood of a batch: its records (their profile and the batch identifiers they already
 # hold), the live profiles holding the batch's identifiers through matched edges, and those
 # profiles' age and matched identifier values (for the limits). Times come back as ISO strings
 # and traits only when needed: decoding driver DateTimes and big strings costs more than reading.
-READ_NEIGHBOURHOOD = """
+# Shared by the two statements below.
+_NEIGHBOURHOOD = """
 CALL () {
   UNWIND $records AS row
   MATCH (c:Customer {key: row.key})
@@ -120,17 +125,27 @@ CALL () {
       ELSE [] END
   }) AS profiles
 }
-RETURN records, identifiers, profiles
 """
 
-LOCK_PROFILES = """
-UNWIND $ids AS id
-MATCH (p:Profile {id: id})
-SET p.createdAt = p.createdAt
-"""
+# A later read of the neighbourhood locks first (`$lock`: profiles the previous read found, in id
+# order), in the same round trip.
+READ_NEIGHBOURHOOD = (
+    """
+CALL () {
+  UNWIND $lock AS id
+  MATCH (p:Profile {id: id})
+  SET p.createdAt = p.createdAt
+}"""
+    + _NEIGHBOURHOOD
+    + "RETURN records, identifiers, profiles\n"
+)
+
+LOCK_AND_READ_NEIGHBOURHOOD = (
+    LOCK_RECORDS + _NEIGHBOURHOOD + "RETURN blocked, records, identifiers, profiles\n"
+)
 
 UPDATE_CUSTOMERS = """
-UNWIND $rows AS row
+UNWIND $customerRows AS row
 MATCH (c:Customer {key: row.key})
 SET c.traits = coalesce(row.traits, c.traits),
     c.traitTimes = coalesce(row.traitTimes, c.traitTimes),
@@ -140,7 +155,7 @@ SET c.traits = coalesce(row.traits, c.traits),
 # New edges get their `matched` decision. CREATE, not MERGE: the record's lock is held since the
 # read that found the edge missing, and nobody adds an edge to a record without that lock.
 CREATE_EDGES = """
-UNWIND $rows AS row
+UNWIND $newEdges AS row
 MATCH (c:Customer {key: row.customer})
 MATCH (i:Identifier {key: row.identifier})
 CREATE (c)-[:HAS_IDENTIFIER {firstSeen: datetime(row.firstSeen),
@@ -150,7 +165,7 @@ CREATE (c)-[:HAS_IDENTIFIER {firstSeen: datetime(row.firstSeen),
 # Existing edges only widen their first/last seen (computed against what the read returned) and
 # keep their decision, if they have one.
 WIDEN_EDGES = """
-UNWIND $rows AS row
+UNWIND $widenedEdges AS row
 MATCH (:Customer {key: row.customer})-[h:HAS_IDENTIFIER]->(:Identifier {key: row.identifier})
 SET h.firstSeen = datetime(row.firstSeen), h.lastSeen = datetime(row.lastSeen),
     h.matched = coalesce(h.matched, row.matched)
@@ -158,7 +173,7 @@ SET h.firstSeen = datetime(row.firstSeen), h.lastSeen = datetime(row.lastSeen),
 
 # A new profile holds only records of this batch, so its fields are computed without a read.
 CREATE_PROFILES = """
-UNWIND $rows AS row
+UNWIND $newProfiles AS row
 CREATE (p:Profile {id: row.id, createdAt: $now, updatedAt: $now})
 SET p += row.fields
 WITH p, row
@@ -197,8 +212,10 @@ CALL (s, l) {
 }
 """
 
+# Records of merged-away profiles moved with MERGE_PROFILES, records of new profiles with
+# CREATE_PROFILES; new records joining existing profiles are assigned here.
 ASSIGN_RECORDS = """
-UNWIND $rows AS row
+UNWIND $assignments AS row
 MATCH (c:Customer {key: row.key})
 MATCH (p:Profile {id: row.profileId})
 OPTIONAL MATCH (c)-[old:RESOLVES_TO]->(q:Profile)
@@ -206,6 +223,20 @@ WHERE q <> p
 DELETE old
 MERGE (c)-[:RESOLVES_TO]->(p)
 """
+
+# Every decision of a batch in one round trip, in this order; each part unwinds its own list
+# (empty: nothing to do).
+WRITE_DECISIONS = "".join(
+    f"CALL () {{{part}}}\n"
+    for part in (
+        UPDATE_CUSTOMERS,
+        CREATE_EDGES,
+        WIDEN_EDGES,
+        CREATE_PROFILES,
+        MERGE_PROFILES,
+        ASSIGN_RECORDS,
+    )
+)
 
 
 @dataclass(slots=True)
@@ -263,29 +294,45 @@ class _Neighbourhood:
     profiles: dict[str, ProfileState]
 
 
-async def _read_neighbourhood(
+async def _lock_and_read(
     tx: AsyncManagedTransaction,
     recs: list[_Record],
-    usable: set[str],
+    identifiers: list[Identifier],
     config: ResolutionConfig,
-) -> _Neighbourhood:
-    """Read the batch's neighbourhood with its profiles locked (see the module docstring)."""
+    now: datetime,
+) -> tuple[set[str], _Neighbourhood]:
+    """Upsert and lock the batch's records and identifiers, then read the neighbourhood with its
+    profiles locked (see the module docstring); returns the usable (not blocked) identifier keys
+    too."""
     record_rows = [
         {"key": r.key, "identifiers": list(r.identifiers), "withTraits": bool(r.traits)}
         for r in recs
     ]
+    result = await tx.run(
+        LOCK_AND_READ_NEIGHBOURHOOD,
+        customers=[
+            {
+                "key": r.key,
+                "source": r.source,
+                "sourceId": r.source_id,
+                "seenAt": (r.seen_at or now).isoformat(),
+                "traits": dumps(r.traits),
+                "traitTimes": dumps({k: v.isoformat() for k, v in r.trait_times.items()}),
+            }
+            for r in sorted(recs, key=lambda r: r.key)
+        ],
+        identifierRows=[{"key": i.key, "type": i.type, "value": i.value} for i in identifiers],
+        now=now,
+        records=record_rows,
+        identifiers=[i.key for i in identifiers],
+        profiles=[],
+        withValues=config.limits_enabled,
+    )
+    row = await result.single(strict=True)
+    usable = {i.key for i in identifiers} - set(row["blocked"])
     identifier_keys = sorted(usable)
     locked: set[str] = set()
-    wanted: set[str] = set()
     for _ in range(MAX_LOCK_ROUNDS):
-        result = await tx.run(
-            READ_NEIGHBOURHOOD,
-            records=record_rows,
-            identifiers=identifier_keys,
-            profiles=sorted(wanted),
-            withValues=config.limits_enabled,
-        )
-        row = await result.single(strict=True)
         records = {r["key"]: r for r in row["records"]}
         ident_profiles = {i["key"]: list(i["profileIds"]) for i in row["identifiers"]}
         needed: set[str] = set()
@@ -306,10 +353,16 @@ async def _read_neighbourhood(
         if needed <= locked and needed <= set(profiles):
             break
         new = sorted(needed - locked)
-        if new:
-            await tx.run(LOCK_PROFILES, ids=new)
-            locked.update(new)
-        wanted = set(needed)
+        result = await tx.run(
+            READ_NEIGHBOURHOOD,
+            lock=new,
+            records=record_rows,
+            identifiers=identifier_keys,
+            profiles=sorted(needed),
+            withValues=config.limits_enabled,
+        )
+        row = await result.single(strict=True)
+        locked.update(new)
     else:
         raise GraphWriteError("the neighbourhood of the batch kept changing while locking it")
     states: dict[str, ProfileState] = {}
@@ -325,7 +378,7 @@ async def _read_neighbourhood(
             created_at=created,
             values={t: frozenset(vs) for t, vs in values.items()},
         )
-    return _Neighbourhood(records, ident_profiles, states)
+    return usable, _Neighbourhood(records, ident_profiles, states)
 
 
 @dataclass(slots=True)
@@ -452,34 +505,9 @@ async def _write_customers(
     result: WriteResult,
 ) -> set[str]:
     """Upsert and resolve the batch's records; return the profiles whose traits may change."""
-    await tx.run(
-        LOCK_CUSTOMERS,
-        rows=[
-            {
-                "key": r.key,
-                "source": r.source,
-                "sourceId": r.source_id,
-                "seenAt": (r.seen_at or now).isoformat(),
-                "traits": dumps(r.traits),
-                "traitTimes": dumps({k: v.isoformat() for k, v in r.trait_times.items()}),
-            }
-            for r in sorted(recs, key=lambda r: r.key)
-        ],
-        now=now,
-    )
-    identifiers = sorted({i.key: i for r in recs for i in r.identifiers.values()}.values())
-    blocked: set[str] = set()
-    if identifiers:
-        locked = await tx.run(
-            LOCK_IDENTIFIERS,
-            rows=[
-                {"key": i.key, "type": i.type, "value": i.value}
-                for i in sorted(identifiers, key=lambda i: i.key)
-            ],
-        )
-        blocked = {r["key"] async for r in locked}
-    usable = {i.key for i in identifiers} - blocked
-    hood = await _read_neighbourhood(tx, recs, usable, config)
+    distinct = {i.key: i for r in recs for i in r.identifiers.values()}
+    identifiers = [distinct[k] for k in sorted(distinct)]  # locked in key order
+    usable, hood = await _lock_and_read(tx, recs, identifiers, config, now)
 
     states: list[RecordState] = []
     edge_rows: list[dict[str, Any]] = []
@@ -504,13 +532,16 @@ async def _write_customers(
     for row in [*edge_rows, *(w for w in widened_rows if w.pop("undecided"))]:
         # Edges to blocked identifiers never match.
         row["matched"] = decision.matched.get((row["customer"], row["identifier"]), False)
-    if customer_rows:
-        await tx.run(UPDATE_CUSTOMERS, rows=customer_rows, now=now)
-    if edge_rows:
-        await tx.run(CREATE_EDGES, rows=edge_rows)
-    if widened_rows:
-        await tx.run(WIDEN_EDGES, rows=widened_rows)
-    await _apply(tx, decision, hood, now, _new_profile_rows(recs, plans, decision, config, now))
+    await _apply(
+        tx,
+        decision,
+        hood,
+        now,
+        customer_rows=customer_rows,
+        new_edges=edge_rows,
+        widened_edges=widened_rows,
+        new_profiles=_new_profile_rows(recs, plans, decision, config, now),
+    )
 
     result.customers_written = len(recs)
     result.profiles_created = len(decision.new_profile_ids)
@@ -581,36 +612,43 @@ async def _apply(
     decision: Resolution,
     hood: _Neighbourhood,
     now: datetime,
+    *,
+    customer_rows: list[dict[str, Any]],
+    new_edges: list[dict[str, Any]],
+    widened_edges: list[dict[str, Any]],
     new_profiles: list[dict[str, Any]],
 ) -> None:
-    if new_profiles:
-        await tx.run(CREATE_PROFILES, rows=new_profiles, now=now)
-    if decision.merges:
-        await tx.run(
-            MERGE_PROFILES,
-            merges=[
-                {
-                    "id": uuid.uuid4().hex,
-                    "survivorId": m.survivor_id,
-                    "mergedIds": list(m.merged_ids),
-                    "identifierKey": m.identifier_key,
-                    "recordKey": m.record_key,
-                    "messageId": m.message_id,
-                }
-                for m in decision.merges
-            ],
-            now=now,
-        )
-    # Records of merged-away profiles moved with MERGE_PROFILES, records of new profiles with
-    # CREATE_PROFILES; new records joining existing profiles are assigned here.
+    """Write the batch's decisions (WRITE_DECISIONS), if there is any."""
+    merges = [
+        {
+            "id": uuid.uuid4().hex,
+            "survivorId": m.survivor_id,
+            "mergedIds": list(m.merged_ids),
+            "identifierKey": m.identifier_key,
+            "recordKey": m.record_key,
+            "messageId": m.message_id,
+        }
+        for m in decision.merges
+    ]
     new = set(decision.new_profile_ids)
-    assign = [
+    assignments = [
         {"key": key, "profileId": pid}
         for key, pid in decision.record_profiles.items()
         if hood.records[key]["profileId"] is None and pid not in new
     ]
-    if assign:
-        await tx.run(ASSIGN_RECORDS, rows=assign)
+    parts = (customer_rows, new_edges, widened_edges, new_profiles, merges, assignments)
+    if not any(parts):
+        return  # a replay: nothing changed
+    await tx.run(
+        WRITE_DECISIONS,
+        customerRows=customer_rows,
+        newEdges=new_edges,
+        widenedEdges=widened_edges,
+        newProfiles=new_profiles,
+        merges=merges,
+        assignments=assignments,
+        now=now,
+    )
 
 
 async def write_batch(

@@ -34,7 +34,7 @@ from neo4j import AsyncDriver, AsyncManagedTransaction
 from customer_graph.graph.dead_letters import DeadLetterIn, record_dead_letters
 from customer_graph.graph.errors import GraphUnavailableError
 from customer_graph.graph.messages import BatchTxWriter, DedupResult, write_deduplicated
-from customer_graph.graph.privacy import find_suppressed_tx
+from customer_graph.graph.privacy import suppression_lookups
 from customer_graph.graph.records import WriteBatch, WriteResult
 from customer_graph.graph.resolution import resolution_config
 from customer_graph.graph.writes import write_batch_tx
@@ -172,10 +172,10 @@ class WorkerPool:
         database = settings.neo4j_database
         writer = write_tx or write_path(settings)
 
-        async def screen(tx: AsyncManagedTransaction, batch: WriteBatch) -> set[tuple[str, int]]:
+        def screen(batch: WriteBatch) -> dict[str, list[tuple[str, int]]]:
             # Erased people stay erased: messages naming them are refused, in the same
             # transaction as the write.
-            return {(h.part, h.index) for h in await find_suppressed_tx(tx, settings, batch)}
+            return suppression_lookups(settings, batch)
 
         async def write(items: Sequence[WorkItem]) -> DedupResult:
             units = [(item.key, item.batch) for item in items]

@@ -32,7 +32,7 @@ from neo4j import AsyncDriver, AsyncManagedTransaction
 
 from customer_graph.graph.errors import GraphUnavailableError, GraphWriteError
 from customer_graph.graph.messages import write_deduplicated
-from customer_graph.graph.privacy import find_suppressed_tx
+from customer_graph.graph.privacy import suppression_lookups
 from customer_graph.graph.records import OwnerIn, WriteBatch, WriteResult
 from customer_graph.graph.resolution import ResolutionConfig, resolution_config
 from customer_graph.graph.writes import write_batch_tx
@@ -250,8 +250,8 @@ class _Run:
     async def _write_tx(self, tx: AsyncManagedTransaction, batch: WriteBatch) -> WriteResult:
         return await write_batch_tx(tx, combine([batch]), self.config)
 
-    async def _screen(self, tx: AsyncManagedTransaction, batch: WriteBatch) -> set[tuple[str, int]]:
-        return {(h.part, h.index) for h in await find_suppressed_tx(tx, self.settings, batch)}
+    def _screen(self, batch: WriteBatch) -> dict[str, list[tuple[str, int]]]:
+        return suppression_lookups(self.settings, batch)
 
     def reject(self, row: SourceRow, reason: str) -> None:
         self.summary.rejected += 1
