@@ -130,6 +130,8 @@ class Analysis:
         self.errors: list[GraphQLError] = []
         self.cost = 0
         self.depth = 0
+        # Variables the checks read: which ones is a property of the document alone.
+        self.variables_read: set[str] = set()
         self._steps = 0
         self._fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
@@ -257,6 +259,7 @@ class Analysis:
         if isinstance(value, IntValueNode):
             return int(value.value)
         if isinstance(value, VariableNode):
+            self.variables_read.add(value.name.value)
             found = self._variables.get(value.name.value)
             return found if isinstance(found, int) and not isinstance(found, bool) else None
         return None
@@ -265,6 +268,7 @@ class Analysis:
         if isinstance(value, ListValueNode):
             return len(value.values)
         if isinstance(value, VariableNode):
+            self.variables_read.add(value.name.value)
             found = self._variables.get(value.name.value)
             return len(found) if isinstance(found, list) else None
         return None
@@ -326,16 +330,65 @@ def _parse(text: str, max_tokens: int) -> DocumentNode:
     return parse(text, max_tokens=max_tokens)
 
 
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What the analysis of one operation found: reported in `extensions.cost`."""
+
+    cost: int
+    depth: int
+
+
+# Analyses kept per document: one per operation and shape of the variables the checks read.
+MAX_FIGURES_PER_DOCUMENT: Final = 64
+
+
+class KnownDocument:
+    """What the guards learnt about a validated document, to skip work on its next request."""
+
+    __slots__ = ("aliases", "figures", "reads")
+
+    def __init__(self) -> None:
+        self.aliases: int | None = None
+        # Per operation name: the variables its analysis reads (names only: document-bound).
+        self.reads: dict[str | None, tuple[str, ...]] = {}
+        # Per operation name and what the checks see of those variables: an analysis that
+        # passed (a refused one is analysed again, so its errors are always fresh).
+        self.figures: dict[tuple[str | None, tuple[Any, ...]], Figures] = {}
+
+    def remember(self, key: tuple[str | None, tuple[Any, ...]], figures: Figures) -> None:
+        if len(self.figures) >= MAX_FIGURES_PER_DOCUMENT:
+            self.figures.clear()
+        self.figures[key] = figures
+
+
+def variables_shape(names: tuple[str, ...], variables: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """What the analysis sees of `names` in `variables`: given or not, an int, a list's length."""
+    values = variables or {}
+    shape: list[Any] = []
+    for name in names:
+        value = values.get(name)
+        shape.append(
+            (
+                name in values,
+                value if isinstance(value, int) and not isinstance(value, bool) else None,
+                len(value) if isinstance(value, list) else None,
+            )
+        )
+    return tuple(shape)
+
+
 class ValidatedDocuments:
     """Query texts whose documents passed every validation rule that depends on the document
     alone, so the next request with the same text skips them (a bounded LRU, per schema).
 
-    The guards that depend on variables (page sizes, cost) still run on every request.
+    The guards that depend on variables (page sizes, cost) still apply on every request; their
+    analysis is kept per document and per shape of the variables it reads (`KnownDocument`), so
+    a page asked for again with another id is not walked again.
     """
 
     def __init__(self, maxsize: int = 512) -> None:
         self.maxsize = maxsize
-        self._texts: OrderedDict[str, None] = OrderedDict()
+        self._texts: OrderedDict[str, KnownDocument] = OrderedDict()
 
     def __contains__(self, text: object) -> bool:
         if not isinstance(text, str) or text not in self._texts:
@@ -344,10 +397,14 @@ class ValidatedDocuments:
         return True
 
     def add(self, text: str) -> None:
-        self._texts[text] = None
+        if text not in self._texts:
+            self._texts[text] = KnownDocument()
         self._texts.move_to_end(text)
         while len(self._texts) > self.maxsize:
             self._texts.popitem(last=False)
+
+    def known(self, text: str | None) -> KnownDocument | None:
+        return self._texts.get(text) if text is not None else None
 
 
 class QueryGuards(SchemaExtension):
@@ -356,7 +413,7 @@ class QueryGuards(SchemaExtension):
     def __init__(self, limits: Limits, validated: ValidatedDocuments | None = None) -> None:
         self.limits = limits
         self.validated = validated
-        self.analysis: Analysis | None = None
+        self.figures: Figures | None = None
 
     def on_operation(self) -> Iterator[None]:
         self.execution_context.parse_options["max_tokens"] = self.limits.max_tokens
@@ -391,7 +448,14 @@ class QueryGuards(SchemaExtension):
             self.validated.add(query)
 
     def _check(self, schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
-        aliases = _count_aliases(document)
+        context = self.execution_context
+        # Set only for a document validated before: its first request analyses it in full.
+        known = self.validated.known(context.query) if self.validated is not None else None
+        aliases = known.aliases if known is not None else None
+        if aliases is None:
+            aliases = _count_aliases(document)
+            if known is not None:
+                known.aliases = aliases
         if aliases > self.limits.max_aliases:
             return [
                 _error(
@@ -399,11 +463,20 @@ class QueryGuards(SchemaExtension):
                     TOO_MANY_ALIASES,
                 )
             ]
-        context = self.execution_context
-        self.analysis = Analysis(
-            schema, document, context.operation_name, context.variables, self.limits
-        )
-        return list(self.analysis.errors)
+        operation = context.operation_name
+        reads = known.reads.get(operation) if known is not None else None
+        if known is not None and reads is not None:
+            figures = known.figures.get((operation, variables_shape(reads, context.variables)))
+            if figures is not None:
+                self.figures = figures
+                return []
+        analysis = Analysis(schema, document, operation, context.variables, self.limits)
+        self.figures = Figures(cost=analysis.cost, depth=analysis.depth)
+        if known is not None and not analysis.errors:
+            reads = tuple(sorted(analysis.variables_read))
+            known.reads[operation] = reads
+            known.remember((operation, variables_shape(reads, context.variables)), self.figures)
+        return list(analysis.errors)
 
     def _rule(self) -> type[ValidationRule]:
         guards = self
@@ -417,9 +490,9 @@ class QueryGuards(SchemaExtension):
 
     def get_results(self) -> dict[str, Any]:
         cost: dict[str, Any] = {"limit": self.limits.max_cost}
-        if self.analysis is not None:
-            cost["requested"] = self.analysis.cost
-            cost["depth"] = self.analysis.depth
+        if self.figures is not None:
+            cost["requested"] = self.figures.cost
+            cost["depth"] = self.figures.depth
         reader = getattr(self.execution_context.context, "reader", None)
         if reader is not None:
             cost["graphRoundTrips"] = reader.round_trips

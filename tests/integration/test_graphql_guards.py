@@ -112,6 +112,25 @@ async def test_cost_is_bounded_and_reported(
     assert 0 < fine["extensions"]["cost"]["requested"] <= fine["extensions"]["cost"]["limit"]
 
 
+async def test_known_document_cost_follows_its_variables(
+    guarded: tuple[httpx.AsyncClient, CountingDriver],
+) -> None:
+    # The analysis of a known document is kept per shape of its variables: a repeated request
+    # reuses it, other page sizes or list lengths are analysed (and refused) afresh.
+    client, _ = guarded
+    query = """query($n: Int!, $ids: [ID!]!) {
+      nodes(ids: $ids) { id } searchProfiles(query: "zzqqxx", first: $n) { nodes { id } } }"""
+    costs = []
+    for n, ids in ((5, 1), (5, 1), (50, 1), (5, 1), (5, 3), (5, 1)):
+        body = await gql(client, query, n=n, ids=["x"] * ids)
+        assert "errors" not in body, body
+        costs.append(body["extensions"]["cost"]["requested"])
+    assert costs == [7, 7, 52, 7, 9, 7]
+    assert codes(await refused(guarded, query, n=100000, ids=["x"])) == ["PAGE_SIZE_TOO_LARGE"]
+    assert codes(await refused(guarded, query, n=5, ids=["x"] * 101)) == ["INPUT_LIST_TOO_LONG"]
+    assert codes(await refused(guarded, query, n=-1, ids=["x"])) == ["BAD_USER_INPUT"]
+
+
 async def test_token_limit(guarded: tuple[httpx.AsyncClient, CountingDriver]) -> None:
     fields = " ".join(["version"] * 6000)
     assert codes(await refused(guarded, f"{{ {fields} }}")) == ["TOO_MANY_TOKENS"]
