@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, LiteralString, TypeVar
 
-from neo4j import AsyncDriver, Record, RoutingControl
-from neo4j.exceptions import ServiceUnavailable, SessionExpired
+from neo4j import READ_ACCESS, WRITE_ACCESS, AsyncDriver, Record, RoutingControl
+from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
 from customer_graph.graph.errors import GraphUnavailableError
 from customer_graph.graph.rows import (
@@ -61,6 +61,12 @@ T = TypeVar("T")
 class GraphReader:
     """Runs the read queries of one request (or one subscription event), counting round trips.
 
+    A read is one auto-commit transaction (RUN and PULL in one round trip; a managed
+    transaction adds a COMMIT round trip, which costs a read as much as its Cypher). It shares
+    `execute_query`'s bookmark manager, so it sees what the process's writes committed. If the
+    database is briefly unavailable or answers with a transient error, the read is run again
+    as a managed transaction, which the driver retries.
+
     After a write, `read_your_writes()` sends the rest of the request's reads to the leader, so a
     mutation payload never comes from a reader that has not caught up yet.
     """
@@ -77,12 +83,25 @@ class GraphReader:
     async def fetch(self, cypher: LiteralString, **params: Any) -> list[Record]:
         self.round_trips += 1
         try:
-            records, _, _ = await self.driver.execute_query(
-                cypher, params, routing_=self._routing, database_=self.database
-            )
+            try:
+                return await self._auto_commit(cypher, params)
+            except (TransientError, ServiceUnavailable, SessionExpired):
+                records, _, _ = await self.driver.execute_query(
+                    cypher, params, routing_=self._routing, database_=self.database
+                )
+                return records
         except (ServiceUnavailable, SessionExpired, OSError) as e:
             raise GraphUnavailableError(type(e).__name__) from e
-        return records
+
+    async def _auto_commit(self, cypher: LiteralString, params: dict[str, Any]) -> list[Record]:
+        mode = READ_ACCESS if self._routing is RoutingControl.READ else WRITE_ACCESS
+        async with self.driver.session(
+            database=self.database,
+            default_access_mode=mode,
+            bookmark_manager=self.driver.execute_query_bookmark_manager,
+        ) as session:
+            result = await session.run(cypher, params)
+            return (await result.to_eager_result()).records
 
 
 def _by_key(

@@ -8,7 +8,7 @@ as one `UNWIND $ids` query, answering in key order.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
+from functools import cached_property, partial
 from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -156,27 +156,94 @@ class OwnerByIdLoader(DataLoader[str, OwnerRow | None]):
 
 
 class Loaders:
-    """The loaders of one request; build a new set to read fresh data (subscription events)."""
+    """The loaders of one request; build a new set to read fresh data (subscription events).
+
+    Each loader is made when first asked for: a request uses a few of them.
+    """
 
     def __init__(self, reader: GraphReader) -> None:
-        self.profile_by_id = ProfileByIdLoader(reader)
-        self.profile_page = ProfilePageLoader(reader)
-        self.identifiers_by_profile = IdentifiersByProfileLoader(reader)
-        self.identifier_by_key = IdentifierByKeyLoader(reader)
-        self.records_by_profile = RecordsByProfileLoader(reader)
-        self.record_by_key = RecordByKeyLoader(reader)
-        self.computed_traits_by_profile = ComputedTraitsByProfileLoader(reader)
-        self.merge_history_by_profile = MergeHistoryByProfileLoader(reader)
-        self.interaction_page_by_profile = InteractionPageByProfileLoader(reader)
-        self.interaction_count_by_profile = InteractionCountByProfileLoader(reader)
-        self.interaction_by_id = InteractionByIdLoader(reader)
-        self.timeline_page_by_profile = TimelinePageByProfileLoader(reader)
-        self.deal_by_id = DealByIdLoader(reader)
-        self.deals_by_profile = DealsByProfileLoader(reader)
-        self.deals_by_account = DealsByAccountLoader(reader)
-        self.stage_history_by_deal = StageHistoryByDealLoader(reader)
-        self.contacts_by_deal = ContactsByDealLoader(reader)
-        self.account_by_id = AccountByIdLoader(reader)
-        self.memberships_by_profile = MembershipsByProfileLoader(reader)
-        self.member_page_by_account = MemberPageByAccountLoader(reader)
-        self.owner_by_id = OwnerByIdLoader(reader)
+        self.reader = reader
+
+    @cached_property
+    def profile_by_id(self) -> ProfileByIdLoader:
+        return ProfileByIdLoader(self.reader)
+
+    @cached_property
+    def profile_page(self) -> ProfilePageLoader:
+        return ProfilePageLoader(self.reader)
+
+    @cached_property
+    def identifiers_by_profile(self) -> IdentifiersByProfileLoader:
+        return IdentifiersByProfileLoader(self.reader)
+
+    @cached_property
+    def identifier_by_key(self) -> IdentifierByKeyLoader:
+        return IdentifierByKeyLoader(self.reader)
+
+    @cached_property
+    def records_by_profile(self) -> RecordsByProfileLoader:
+        return RecordsByProfileLoader(self.reader)
+
+    @cached_property
+    def record_by_key(self) -> RecordByKeyLoader:
+        return RecordByKeyLoader(self.reader)
+
+    @cached_property
+    def computed_traits_by_profile(self) -> ComputedTraitsByProfileLoader:
+        return ComputedTraitsByProfileLoader(self.reader)
+
+    @cached_property
+    def merge_history_by_profile(self) -> MergeHistoryByProfileLoader:
+        return MergeHistoryByProfileLoader(self.reader)
+
+    @cached_property
+    def interaction_page_by_profile(self) -> InteractionPageByProfileLoader:
+        return InteractionPageByProfileLoader(self.reader)
+
+    @cached_property
+    def interaction_count_by_profile(self) -> InteractionCountByProfileLoader:
+        return InteractionCountByProfileLoader(self.reader)
+
+    @cached_property
+    def interaction_by_id(self) -> InteractionByIdLoader:
+        return InteractionByIdLoader(self.reader)
+
+    @cached_property
+    def timeline_page_by_profile(self) -> TimelinePageByProfileLoader:
+        return TimelinePageByProfileLoader(self.reader)
+
+    @cached_property
+    def deal_by_id(self) -> DealByIdLoader:
+        return DealByIdLoader(self.reader)
+
+    @cached_property
+    def deals_by_profile(self) -> DealsByProfileLoader:
+        return DealsByProfileLoader(self.reader)
+
+    @cached_property
+    def deals_by_account(self) -> DealsByAccountLoader:
+        return DealsByAccountLoader(self.reader)
+
+    @cached_property
+    def stage_history_by_deal(self) -> StageHistoryByDealLoader:
+        return StageHistoryByDealLoader(self.reader)
+
+    @cached_property
+    def contacts_by_deal(self) -> ContactsByDealLoader:
+        return ContactsByDealLoader(self.reader)
+
+    @cached_property
+    def account_by_id(self) -> AccountByIdLoader:
+        return AccountByIdLoader(self.reader)
+
+    @cached_property
+    def memberships_by_profile(self) -> MembershipsByProfileLoader:
+        return MembershipsByProfileLoader(self.reader)
+
+    @cached_property
+    def member_page_by_account(self) -> MemberPageByAccountLoader:
+        return MemberPageByAccountLoader(self.reader)
+
+    @cached_property
+    def owner_by_id(self) -> OwnerByIdLoader:
+        return OwnerByIdLoader(self.reader)
