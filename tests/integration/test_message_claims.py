@@ -1,0 +1,95 @@
+"""messageId claims against the real Neo4j: exact under concurrent writers, and the screen."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from neo4j import AsyncDriver, AsyncManagedTransaction
+
+from customer_graph.graph.messages import Unit, write_deduplicated
+from customer_graph.graph.records import CustomerIn, IdentifierIn, WriteBatch, WriteResult
+from customer_graph.settings import Settings
+from tests.helpers import unique
+
+
+def _unit(key: str, source_id: str) -> Unit:
+    customer = CustomerIn(
+        source="claims",
+        source_id=source_id,
+        identifiers=(IdentifierIn("user_id", source_id),),
+    )
+    return key, WriteBatch(customers=(customer,))
+
+
+async def _count_writes(tx: AsyncManagedTransaction, batch: WriteBatch) -> WriteResult:
+    # A write that leaves a trace per record, so a double write would show.
+    result = await tx.run(
+        "UNWIND $ids AS id CREATE (:ClaimProbe {id: id})",
+        ids=[c.source_id for c in batch.customers],
+    )
+    await result.consume()
+    return WriteResult(customers_written=len(batch.customers))
+
+
+async def test_concurrent_writers_write_each_message_exactly_once(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    u = unique("claims")
+    keys = [f"claims:{u}-m{n}" for n in range(30)]
+    # Eight writers, each with an overlapping slice (and one key twice in its own batch).
+    slices = [[*keys[n * 3 : n * 3 + 12], keys[n * 3]] for n in range(8)]
+
+    async def writer(part: list[str]) -> frozenset[int]:
+        units = [_unit(k, k.rsplit(":", 1)[1]) for k in part]
+        outcome = await write_deduplicated(driver, settings.neo4j_database, units, _count_writes)
+        return frozenset(n for n in range(len(units)) if n not in outcome.duplicates)
+
+    written = await asyncio.gather(*(writer(part) for part in slices))
+    fresh = [part[n] for part, ok in zip(slices, written, strict=True) for n in ok]
+    assert sorted(fresh) == sorted(set(k for part in slices for k in part))
+    records, _, _ = await driver.execute_query(
+        "MATCH (p:ClaimProbe) WHERE p.id STARTS WITH $u "
+        "WITH p.id AS id, count(*) AS n RETURN collect([id, n]) AS seen",
+        u=u,
+        database_=settings.neo4j_database,
+    )
+    seen = {id_: n for id_, n in records[0]["seen"]}
+    assert set(seen.values()) == {1}
+    assert len(seen) == len(set(fresh))
+    # A replay of everything writes nothing and says so.
+    units = [_unit(k, k.rsplit(":", 1)[1]) for k in keys[:20]]
+    replay = await write_deduplicated(driver, settings.neo4j_database, units, _count_writes)
+    assert replay.duplicates == frozenset(range(20))
+    assert replay.result.customers_written == 0
+
+
+async def test_the_screen_refuses_units_and_releases_their_claims(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    u = unique("screen")
+    digest = f"test-hash-{u}"
+    await driver.execute_query(
+        "CREATE (:Suppression {hash: $h})", h=digest, database_=settings.neo4j_database
+    )
+    units = [_unit(f"claims:{u}-a", f"{u}-a"), _unit(f"claims:{u}-b", f"{u}-b")]
+
+    def screen(batch: WriteBatch) -> Mapping[str, list[tuple[str, int]]]:
+        # The second record's hash is suppressed; the first's is not.
+        return {f"other-{u}": [("customers", 0)], digest: [("customers", 1)]}
+
+    outcome = await write_deduplicated(
+        driver, settings.neo4j_database, units, _count_writes, screen
+    )
+    assert outcome.screened == frozenset({1})
+    assert outcome.duplicates == frozenset()
+    assert outcome.result.customers_written == 1
+    records, _, _ = await driver.execute_query(
+        "MATCH (m:Message) WHERE m.id STARTS WITH $p RETURN collect(m.id) AS ids",
+        p=f"claims:{u}-",
+        database_=settings.neo4j_database,
+    )
+    assert records[0]["ids"] == [f"claims:{u}-a"]  # the refused message left no claim
+    await driver.execute_query(
+        "MATCH (s:Suppression {hash: $h}) DELETE s", h=digest, database_=settings.neo4j_database
+    )
