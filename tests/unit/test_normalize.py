@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from customer_graph.graph.normalize import (
     DEFAULT_BLOCKED_PATTERNS,
     Identifier,
     is_blocked_value,
+    normalize_email,
     normalize_identifiers,
     normalize_type,
     normalize_value,
@@ -101,3 +105,56 @@ def test_configured_patterns_block_case_insensitively() -> None:
         normalize_value("email", "x@mailinator.com", default_region="US", blocked_patterns=patterns)
         is None
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "jane@example.com",
+        "Jane.Doe+tag@Sub.Example.CO.uk",
+        "a_b-c%d@example.com",
+        ".jane@example.com",
+        "jane.@example.com",
+        "ja..ne@example.com",
+        "jane@localhost",
+        "jane@example.test",
+        "jane@example.invalid",
+        "jane@-example.com",
+        "jane@example-.com",
+        "jane@example..com",
+        "jane@.example.com",
+        "jane@example.com.",
+        "jane@123.456",
+        "jane@xn--bcher-kva.example",
+        "jane@xn--zz.example",
+        "postmaster@example.com",
+        "x" * 64 + "@example.com",
+        "x" * 65 + "@example.com",
+        "x" * 200 + "@" + "d" * 40 + ".com",
+        "x" * 200 + "@" + "d" * 60 + ".com",
+        "jane@" + "d" * 64 + ".com",
+        "jane@a.b",
+        "jane@example.c0m",
+        "jane@example.museum",
+    ],
+)
+def test_the_fast_email_path_answers_like_email_validator(value: str) -> None:
+    assert normalize_email(value) == _email_validator(value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.from_regex(r"[A-Za-z0-9_%+.\-]{1,70}@[A-Za-z0-9.\-]{1,70}", fullmatch=True)
+    | st.from_regex(r"[a-z.]{1,12}@(?:[a-z0-9\-]{1,8}\.){1,3}[a-z]{1,6}", fullmatch=True)
+)
+def test_the_fast_email_path_answers_like_email_validator_on_any_plain_address(
+    value: str,
+) -> None:
+    assert normalize_email(value) == _email_validator(value)
+
+
+def _email_validator(value: str) -> str | None:
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
