@@ -253,6 +253,9 @@ class _Record:
     identifier_times: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     seen_at: datetime | None = None
     message_id: str | None = None
+    # The batch's traits as stored (JSON), set when the record is upserted.
+    traits_json: str = "{}"
+    trait_times_json: str = "{}"
 
 
 def _prepare(batch: WriteBatch, config: ResolutionConfig, now: datetime) -> list[_Record]:
@@ -284,6 +287,9 @@ def _prepare(batch: WriteBatch, config: ResolutionConfig, now: datetime) -> list
     # Records that activity refers to exist even if the batch does not describe them.
     for source, source_id in entity_writes.referenced_customers(batch):
         record(source, source_id)
+    for rec in records.values():
+        rec.traits_json = dumps(rec.traits)
+        rec.trait_times_json = dumps({k: v.isoformat() for k, v in rec.trait_times.items()})
     return list(records.values())
 
 
@@ -316,8 +322,8 @@ async def _lock_and_read(
                 "source": r.source,
                 "sourceId": r.source_id,
                 "seenAt": (r.seen_at or now).isoformat(),
-                "traits": dumps(r.traits),
-                "traitTimes": dumps({k: v.isoformat() for k, v in r.trait_times.items()}),
+                "traits": r.traits_json,
+                "traitTimes": r.trait_times_json,
             }
             for r in sorted(recs, key=lambda r: r.key)
         ],
@@ -442,11 +448,14 @@ def _plan_record(
             )
     plan.pending = tuple(pending)
 
-    traits, times = loads_map(current["traits"]), loads_times(current["traitTimes"])
     traits_changed = False
     plan.traits = current["traits"] or "{}"
     plan.trait_times = current["traitTimes"] or "{}"
-    for name, value in rec.traits.items():
+    # A record holding exactly the batch's traits (one this batch created, most often) keeps
+    # them: no need to decode and compare.
+    same = plan.traits == rec.traits_json and plan.trait_times == rec.trait_times_json
+    traits, times = ({}, {}) if same else (loads_map(plan.traits), loads_times(plan.trait_times))
+    for name, value in {} if same else rec.traits.items():
         at = rec.trait_times[name]
         if traits.get(name) == value or (name in times and times[name] > at):
             continue  # the same value again keeps its time; an older write loses
