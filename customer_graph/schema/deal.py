@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
@@ -10,6 +11,7 @@ import strawberry
 
 from customer_graph.graph.rows import DealContactRow, DealRow, StageChangeRow
 from customer_graph.resolvers.context import Info
+from customer_graph.resolvers.sync import awaited_by_graphql
 from customer_graph.schema.account import Account, load_account
 from customer_graph.schema.node import Node, to_global_id
 from customer_graph.schema.owner import Owner, load_owner
@@ -40,10 +42,15 @@ async def _account(root: Deal, info: Info) -> Account | None:
     return await load_account(info, root.row.account_id)
 
 
-async def _stage_history(root: Deal, info: Info) -> list[StageChange]:
+def _stage_history(root: Deal, info: Info) -> list[StageChange]:
     rows = root.row.stage_history
     if rows is None:
-        rows = tuple(await info.context.loaders.stage_history_by_deal.load(root.row.id))
+        return awaited_by_graphql(_load_stage_history(info, root.row.id))
+    return [StageChange.from_row(r) for r in rows]
+
+
+async def _load_stage_history(info: Info, deal_id: str) -> list[StageChange]:
+    rows = await info.context.loaders.stage_history_by_deal.load(deal_id)
     return [StageChange.from_row(r) for r in rows]
 
 
@@ -88,21 +95,30 @@ class Deal(Node):
         )
 
 
-async def _stage_change_deal(root: StageChange, info: Info) -> Deal | None:
+def _stage_change_deal(root: StageChange, info: Info) -> Deal | None:
     if root.row.deal is not None:
         return Deal.from_row(root.row.deal)
-    return await load_deal(info, root.row.deal_id)
+    return awaited_by_graphql(load_deal(info, root.row.deal_id))
 
 
-async def _stage_change_duration(root: StageChange, info: Info) -> int | None:
+def _stage_change_duration(root: StageChange, info: Info) -> int | None:
     if root.row.timed:
         return root.row.duration_seconds
     # A change read from the timeline: its duration needs the deal's whole history.
     deal = root.row.deal
     history = deal.stage_history if deal is not None else None
     if history is None:
-        history = tuple(await info.context.loaders.stage_history_by_deal.load(root.row.deal_id))
-    return next((c.duration_seconds for c in history if c.id == root.row.id), None)
+        return awaited_by_graphql(_load_duration(info, root.row))
+    return _duration_in(history, root.row.id)
+
+
+async def _load_duration(info: Info, row: StageChangeRow) -> int | None:
+    history = await info.context.loaders.stage_history_by_deal.load(row.deal_id)
+    return _duration_in(history, row.id)
+
+
+def _duration_in(history: Iterable[StageChangeRow], change_id: str) -> int | None:
+    return next((c.duration_seconds for c in history if c.id == change_id), None)
 
 
 @strawberry.type(description="A deal moving from one stage to another.")

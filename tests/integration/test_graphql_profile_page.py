@@ -196,3 +196,24 @@ async def test_profile_by_identifier_reads_its_page_at_once(
     assert len(got["timeline"]["edges"]) == 3
     assert {d["name"] for d in got["deals"]} == {"Expansion", "First order"}
     assert body["extensions"]["cost"]["graphRoundTrips"] == 2
+
+
+async def test_fields_that_load_only_when_needed(
+    client: tuple[httpx.AsyncClient, Any], person: Person
+) -> None:
+    # A deal's stage history comes with the deal, but each change's `deal` is loaded: the
+    # resolver that is synchronous for the timeline awaits here.
+    http, _ = client
+    query = """
+    query ($id: ID!) {
+      deal(id: $id) {
+        name stage stageHistory { toStage durationSeconds deal { id name stage } }
+      }
+    }
+    """
+    got = (await data(http, query, id=person.open_deal_id))["deal"]
+    history = got["stageHistory"]
+    assert [c["toStage"] for c in history] == ["qualified", "proposal"]
+    assert [c["durationSeconds"] for c in history] == [3 * 24 * 3600, None]
+    assert all(c["deal"]["name"] == "Expansion" == got["name"] for c in history)
+    assert all(c["deal"]["stage"] == got["stage"] for c in history)
