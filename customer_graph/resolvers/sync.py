@@ -9,7 +9,8 @@ stays for the rare item that must be loaded.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TypeVar, cast
 
 T = TypeVar("T")
@@ -21,3 +22,23 @@ def awaited_by_graphql(value: Awaitable[T]) -> T:
     Only for what a resolver returns to graphql-core; never use the result in Python code.
     """
     return cast(T, value)
+
+
+R = TypeVar("R")
+
+
+def then(loaded: Awaitable[T], convert: Callable[[T], R]) -> R:
+    """`convert` of what a DataLoader's `load` gives: at once when it is already loaded (a
+    cached or primed key), else through a coroutine that graphql-core awaits."""
+    if (
+        isinstance(loaded, asyncio.Future)
+        and loaded.done()
+        and not loaded.cancelled()
+        and loaded.exception() is None
+    ):
+        return convert(loaded.result())
+    return awaited_by_graphql(_then(loaded, convert))
+
+
+async def _then(loaded: Awaitable[T], convert: Callable[[T], R]) -> R:
+    return convert(await loaded)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from functools import partial
 from typing import Annotated
 
 import strawberry
@@ -12,16 +13,19 @@ from customer_graph.graph.identity import explain_link
 from customer_graph.graph.reads import ProfilePageKey, TimelinePart, search_profiles_count
 from customer_graph.graph.rows import (
     ComputedRow,
+    DealRow,
     IdentifierRow,
     InteractionFilter,
     InteractionPageKey,
     InteractionRow,
     Keyset,
     MergeEventRow,
+    Page,
     ProfileRow,
     RecordRow,
     SplitEventRow,
     StageChangeRow,
+    TimelineEntry,
     TimelinePageKey,
     to_datetime,
 )
@@ -29,6 +33,7 @@ from customer_graph.resolvers.context import Info
 from customer_graph.resolvers.errors import INVALID_CURSOR, ApiError
 from customer_graph.resolvers.lookahead import child_fields
 from customer_graph.resolvers.paging import MAX_PAGE_SIZE, check_first, check_list
+from customer_graph.resolvers.sync import then
 from customer_graph.schema.account import AccountMembership
 from customer_graph.schema.deal import Deal, DealStatus, StageChange
 from customer_graph.schema.interaction import (
@@ -271,9 +276,9 @@ def _page_info(has_next: bool, after: str | None, cursors: list[str]) -> PageInf
     )
 
 
-async def _identifiers(root: Profile, info: Info) -> list[Identifier]:
-    rows = await info.context.loaders.identifiers_by_profile.load(root.profile_id)
-    return [Identifier.from_row(r) for r in rows]
+def _identifiers(root: Profile, info: Info) -> list[Identifier]:
+    rows = info.context.loaders.identifiers_by_profile.load(root.profile_id)
+    return then(rows, lambda rows: [Identifier.from_row(r) for r in rows])
 
 
 async def _records(root: Profile, info: Info) -> list[CustomerRecord]:
@@ -339,13 +344,17 @@ def _timeline_node(item: object) -> Interaction | StageChange | MergeEvent | Spl
     raise TypeError(f"not a timeline item: {type(item).__name__}")
 
 
-async def _timeline(
+def _timeline(
     root: Profile, info: Info, first: int, after: str | None = None
 ) -> TimelineConnection:
     check_first(first)
-    page = await info.context.loaders.timeline_page_by_profile.load(
+    page = info.context.loaders.timeline_page_by_profile.load(
         TimelinePageKey(profile_id=root.profile_id, first=first, after=_keyset(after))
     )
+    return then(page, partial(_timeline_connection, after))
+
+
+def _timeline_connection(after: str | None, page: Page[TimelineEntry]) -> TimelineConnection:
     edges = [
         TimelineEdge(
             cursor=encode_cursor(entry.at.isoformat(), entry.sort_key),
@@ -358,11 +367,15 @@ async def _timeline(
     )
 
 
-async def _deals(root: Profile, info: Info, status: DealStatus | None = None) -> list[Deal]:
-    rows = await info.context.loaders.deals_by_profile.load(root.profile_id)
-    for row in rows:
-        info.context.loaders.deal_by_id.prime(row.id, row)
-    return [Deal.from_row(r) for r in rows if status is None or r.status == status.value]
+def _deals(root: Profile, info: Info, status: DealStatus | None = None) -> list[Deal]:
+    loaders = info.context.loaders
+
+    def deals(rows: list[DealRow]) -> list[Deal]:
+        for row in rows:
+            loaders.deal_by_id.prime(row.id, row)
+        return [Deal.from_row(r) for r in rows if status is None or r.status == status.value]
+
+    return then(loaders.deals_by_profile.load(root.profile_id), deals)
 
 
 async def _accounts(root: Profile, info: Info) -> list[AccountMembership]:
