@@ -89,25 +89,31 @@ CALL (p) {
 CALL (p) {
   CALL (p) {
     MATCH (p)<-[:RESOLVES_TO]-(:Customer)-[:HAD]->(x:Interaction)
-    RETURN x.occurredAt AS at, 'interaction:' + x.id AS key,
-           x {.id, .type, .name, .subject, .channel, .direction, .occurredAt, .durationSeconds,
-              owner: head([(o:Owner)-[:OWNS]->(x) | o.name])} AS item
+    RETURN x.occurredAt AS at, 'interaction:' + x.id AS key, x AS node
     UNION ALL
     MATCH (p)<-[:RESOLVES_TO]-(:Customer)-[:CONTACT_ON]->(d:Deal)
     WITH DISTINCT d
     MATCH (d)-[:HAD_STAGE_CHANGE]->(s:StageChange)
-    RETURN s.changedAt AS at, 'stage:' + s.id AS key,
-           s {.fromStage, .toStage, .changedAt, dealId: d.id, dealName: d.name} AS item
+    RETURN s.changedAt AS at, 'stage:' + s.id AS key, s AS node
     UNION ALL
     MATCH (p)<-[:MERGED_INTO*0..50]-(:Profile)<-[:MERGED]-(m:MergeEvent)
     WITH DISTINCT m
-    RETURN m.at AS at, 'merge:' + m.id AS key, m {.id, .at, .survivorId, .mergedIds} AS item
+    RETURN m.at AS at, 'merge:' + m.id AS key, m AS node
     UNION ALL
     MATCH (p)<-[:SPLIT]-(e:SplitEvent)
-    RETURN e.at AS at, 'split:' + e.id AS key, e {.id, .at, .reason} AS item
+    RETURN e.at AS at, 'split:' + e.id AS key, e AS node
   }
-  WITH at, key, item ORDER BY at DESC, key DESC LIMIT 21
-  RETURN collect(item) AS timeline
+  WITH at, key, node ORDER BY at DESC, key DESC LIMIT 21
+  RETURN collect(CASE
+    WHEN node:Interaction THEN
+      node {.id, .type, .name, .subject, .channel, .direction, .occurredAt, .durationSeconds,
+            owner: head([(o:Owner)-[:OWNS]->(node) | o.name])}
+    WHEN node:StageChange THEN
+      node {.fromStage, .toStage, .changedAt,
+            deal: head([(d:Deal)-[:HAD_STAGE_CHANGE]->(node) | d {.id, .name}])}
+    WHEN node:MergeEvent THEN node {.id, .at, .survivorId, .mergedIds}
+    ELSE node {.id, .at, .reason}
+  END) AS timeline
 }
 CALL (p) {
   MATCH (p)<-[:RESOLVES_TO]-(:Customer)-[:CONTACT_ON]->(d:Deal {status: 'open'})
