@@ -63,7 +63,10 @@ def concat_batches(batches: Iterable[WriteBatch]) -> WriteBatch:
 # this attempt created from the ones an earlier commit (or a concurrent writer) created; only
 # those come back. MERGE on the constrained id makes a concurrent claim of one key wait for the
 # first writer's commit and then find its node. The screen looks up the batch's hashes in the
-# same statement (one round trip for both).
+# same statement (one round trip for both). In a writing statement Neo4j seeks the Suppression
+# index with locks (a hash not found is locked exclusively until commit, so an erasure cannot
+# slip in between the screen and the commit): hashes are looked up in sorted order, like the
+# claims, so that concurrent writers do not deadlock on them.
 CLAIM_AND_SCREEN = """
 CALL () {
   UNWIND $ids AS id
@@ -98,7 +101,7 @@ async def claim_and_screen_tx(
     if not keys and not hashes:
         return set(), set()
     result = await tx.run(
-        CLAIM_AND_SCREEN, ids=list(keys), claim=uuid.uuid4().hex, hashes=list(hashes)
+        CLAIM_AND_SCREEN, ids=list(keys), claim=uuid.uuid4().hex, hashes=sorted(hashes)
     )
     record = await result.single(strict=True)
     return set(record["duplicates"]), set(record["found"])
