@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import phonenumbers
@@ -54,10 +54,11 @@ class Identifier:
 
     type: str
     value: str
+    # Made once: the write path and the erasure screen read it many times per identifier.
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return identifier_key(self.type, self.value)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", identifier_key(self.type, self.value))
 
 
 def identifier_key(type_: str, value: str) -> str:

@@ -6,10 +6,14 @@
 3. lock: MERGE the batch's Customer and Identifier nodes and take their write locks in sorted
    key order, so two writers touching one identifier serialize (the second reads what the first
    committed);
-4. read the neighbourhood (the batch's records, their profiles, the profiles holding the batch's
-   identifiers) in the same statement, then lock those profiles in sorted id order and read
-   again (one statement) until the set of profiles no longer changes (a concurrent merge may
-   have moved records meanwhile);
+4. in the same statement, find the profiles resolution needs (those of records with a pending
+   identifier, one they do not hold yet, and those holding the pending identifiers), lock them
+   in sorted id order, then read the neighbourhood (the batch's records, the profiles holding
+   their pending identifiers, the locked profiles); if a concurrent merge moved records between
+   the finding and the locking, lock what is missing and read again (one statement) until the
+   set of profiles no longer changes. A record holding all its batch identifiers (the usual
+   track or page event of a known visitor) needs no profile, so nothing is locked or read for it
+   beyond itself, and nothing is resolved;
 5. decide in Python (graph/resolution.py `resolve`) and write the decisions in one statement of
    UNWIND parts: record traits, identifier edges with `matched`, new profiles (with their unified
    fields computed from the batch, no read needed), merges (moving RESOLVES_TO and MERGED_INTO
@@ -66,8 +70,8 @@ MAX_LOCK_ROUNDS = 50
 # Upsert the batch's records and identifiers and take their write locks, records first, each in
 # key order. Setting a property to its own value takes a node's write lock and changes nothing (so
 # a replay leaves no trace). A new record gets the batch's traits at once; existing ones are
-# merged after the read. Returns the blocked identifiers. It opens the first read of the
-# neighbourhood (LOCK_AND_READ_NEIGHBOURHOOD): one round trip for both.
+# merged after the read. Returns the blocked identifiers. It opens the first statement of a batch
+# (LOCK_AND_READ_NEIGHBOURHOOD): one round trip for locks and read.
 LOCK_RECORDS = """
 CALL () {
   UNWIND $customers AS row
@@ -87,11 +91,38 @@ CALL () {
 }
 """
 
+# The profiles a batch's resolution needs, locked in id order before the neighbourhood is read
+# (one round trip for lock and read): those of the records with an identifier they do not hold
+# yet (pending) or without a profile, and the live profiles holding those pending identifiers. A
+# record holding all of its batch identifiers (a track event of a known visitor) needs none, and
+# its held identifiers are not looked up at all. Returns the pending keys and the locked ids.
+LOCK_PENDING_PROFILES = """
+CALL () {
+  UNWIND $records AS row
+  MATCH (c:Customer {key: row.key})
+  OPTIONAL MATCH (c)-[:RESOLVES_TO]->(p:Profile)
+  WITH row, p, [(c)-[h:HAS_IDENTIFIER]->(i:Identifier) WHERE h.matched IS NOT NULL | i.key] AS held
+  UNWIND [k IN row.identifiers WHERE NOT k IN held] AS k
+  OPTIONAL MATCH (i:Identifier {key: k})<-[h:HAS_IDENTIFIER]-(:Customer)-[:RESOLVES_TO]->(q:Profile)
+    WHERE h.matched = true AND NOT i.blocked
+  WITH collect(DISTINCT k) AS pendingKeys, collect(p.id) + collect(q.id) AS ids
+  CALL (ids) {
+    UNWIND ids AS pid
+    WITH DISTINCT pid
+    ORDER BY pid
+    MATCH (x:Profile {id: pid})
+    SET x.createdAt = x.createdAt
+    RETURN collect(pid) AS locked
+  }
+  RETURN pendingKeys, locked
+}
+"""
+
 # The neighbourhood of a batch: its records (their profile and the batch identifiers they already
-# hold), the live profiles holding the batch's identifiers through matched edges, and those
-# profiles' age and matched identifier values (for the limits). Times come back as ISO strings
-# and traits only when needed: decoding driver DateTimes and big strings costs more than reading.
-# Shared by the two statements below.
+# hold), the live profiles holding the batch's (pending) identifiers through matched edges, and
+# the needed profiles' age and matched identifier values (for the limits). Times come back as ISO
+# strings and traits only when needed: decoding driver DateTimes and big strings costs more than
+# reading. Shared by the two statements below, which name the identifiers and profiles to read.
 _NEIGHBOURHOOD = """
 CALL () {
   UNWIND $records AS row
@@ -107,15 +138,15 @@ CALL () {
              firstSeen: toString(h.firstSeen), lastSeen: toString(h.lastSeen)}]
   }) AS records
 }
-CALL () {
-  UNWIND $identifiers AS k
+CALL (%(identifier_scope)s) {
+  UNWIND %(identifiers)s AS k
   MATCH (i:Identifier {key: k})<-[h:HAS_IDENTIFIER]-(:Customer)-[:RESOLVES_TO]->(p:Profile)
   WHERE h.matched = true AND NOT i.blocked
   WITH k, collect(DISTINCT p.id) AS profileIds
   RETURN collect({key: k, profileIds: profileIds}) AS identifiers
 }
-CALL () {
-  UNWIND $profiles AS pid
+CALL (%(profile_scope)s) {
+  UNWIND %(profiles)s AS pid
   MATCH (p:Profile {id: pid})
   RETURN collect({
     id: p.id, createdAt: toString(p.createdAt), merged: EXISTS { (p)-[:MERGED_INTO]->() },
@@ -137,11 +168,28 @@ CALL () {
   SET p.createdAt = p.createdAt
 }"""
     + _NEIGHBOURHOOD
+    % {
+        "identifier_scope": "",
+        "identifiers": "$identifiers",
+        "profile_scope": "",
+        "profiles": "$profiles",
+    }
     + "RETURN records, identifiers, profiles\n"
 )
 
+# The first statement of a batch: records and identifiers upserted and locked, then the profiles
+# resolution needs, then the neighbourhood read once, under those locks.
 LOCK_AND_READ_NEIGHBOURHOOD = (
-    LOCK_RECORDS + _NEIGHBOURHOOD + "RETURN blocked, records, identifiers, profiles\n"
+    LOCK_RECORDS
+    + LOCK_PENDING_PROFILES
+    + _NEIGHBOURHOOD
+    % {
+        "identifier_scope": "pendingKeys",
+        "identifiers": "pendingKeys",
+        "profile_scope": "locked",
+        "profiles": "locked",
+    }
+    + "RETURN blocked, locked, records, identifiers, profiles\n"
 )
 
 UPDATE_CUSTOMERS = """
@@ -330,14 +378,14 @@ async def _lock_and_read(
         identifierRows=[{"key": i.key, "type": i.type, "value": i.value} for i in identifiers],
         now=now,
         records=record_rows,
-        identifiers=[i.key for i in identifiers],
-        profiles=[],
         withValues=config.limits_enabled,
     )
     row = await result.single(strict=True)
     usable = {i.key for i in identifiers} - set(row["blocked"])
     identifier_keys = sorted(usable)
-    locked: set[str] = set()
+    # Read under the locks of the profiles found just before: unless a concurrent merge moved
+    # records meanwhile, that is all there is to lock, and the loop ends at once.
+    locked: set[str] = set(row["locked"])
     for _ in range(MAX_LOCK_ROUNDS):
         records = {r["key"]: r for r in row["records"]}
         ident_profiles = {i["key"]: list(i["profileIds"]) for i in row["identifiers"]}

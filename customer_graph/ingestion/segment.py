@@ -160,10 +160,19 @@ def parse_request(
         raise PayloadTooLargeError(f"a batch holds at most {MAX_BATCH_MESSAGES} messages")
     errors: list[FieldError] = []
     items: list[WorkItem] = []
+    received_iso = received_at.isoformat()
     for index, raw in enumerate(raw_messages):
         try:
             items.append(
-                _parse_one(index, raw, kind, defaults, source=source, received_at=received_at)
+                _parse_one(
+                    index,
+                    raw,
+                    kind,
+                    defaults,
+                    source=source,
+                    received_at=received_at,
+                    received_iso=received_iso,
+                )
             )
         except InvalidPayloadError as e:
             errors.extend(e.errors)
@@ -206,13 +215,19 @@ def _parse_one(
     *,
     source: str,
     received_at: datetime,
+    received_iso: str | None = None,
 ) -> WorkItem:
     if not isinstance(raw, dict):
         raise InvalidPayloadError([FieldError(index, "", "a message must be a JSON object")])
-    if len(_compact(raw).encode()) > MAX_MESSAGE_BYTES:
+    # The size of the compact form (key order does not change it); the same text is the stored
+    # payload when the message is kept as it came (below).
+    compact = payload_json(raw)
+    if len(compact) > MAX_MESSAGE_BYTES // 4 and len(compact.encode()) > MAX_MESSAGE_BYTES:
         raise PayloadTooLargeError(
             f"message {index} is larger than {MAX_MESSAGE_BYTES // 1024} KB", index
         )
+    given_type, given_id = raw.get("type"), raw.get("messageId")
+    as_sent = not defaults and "writeKey" not in raw and "receivedAt" not in raw
     raw = _with_defaults(raw, defaults)
     raw.pop("writeKey", None)
     if kind is not None:
@@ -229,7 +244,13 @@ def _parse_one(
     _check_ids(index, message)
     message_id = _text(message.messageId) or _derived_message_id(raw)
     raw["messageId"] = message_id
-    raw["receivedAt"] = received_at.isoformat()
+    received = received_iso or received_at.isoformat()
+    raw["receivedAt"] = received
+    if as_sent and given_type == raw.get("type") and given_id == message_id and len(compact) > 2:
+        # Only receivedAt was added (at the end): no need to encode the message again.
+        payload = f'{compact[:-1]},"receivedAt":"{received}"}}'  # ISO: nothing to escape
+    else:
+        payload = payload_json(raw)
     try:
         batch = to_write_batch(
             message, source=source, message_id=message_id, received_at=received_at
@@ -242,7 +263,7 @@ def _parse_one(
         type=message.type,
         source=source,
         message_id=message_id,
-        payload=payload_json(raw),
+        payload=payload,
         kind="segment",
         received_at=received_at,
     )
@@ -250,8 +271,17 @@ def _parse_one(
 
 def _check_ids(index: int, message: Message) -> None:
     problems: list[FieldError] = []
-    for name in ("messageId", "userId", "anonymousId", "previousId", "groupId"):
-        value = getattr(message, name, None)
+    # Fields read by name: a missing attribute of a model with extras costs a pydantic lookup.
+    ids: list[tuple[str, str | int | None]] = [
+        ("messageId", message.messageId),
+        ("userId", message.userId),
+        ("anonymousId", message.anonymousId),
+    ]
+    if isinstance(message, Alias):
+        ids.append(("previousId", message.previousId))
+    elif isinstance(message, Group):
+        ids.append(("groupId", message.groupId))
+    for name, value in ids:
         if value is not None and len(str(value)) > MAX_ID_CHARS:
             problems.append(FieldError(index, name, f"at most {MAX_ID_CHARS} characters"))
     if isinstance(message, Alias):
@@ -387,10 +417,16 @@ def _identifiers(message: _Message, traits: Mapping[str, Any]) -> tuple[Identifi
     if anonymous_id := _text(message.anonymousId):
         found.append(IdentifierIn("anonymous_id", anonymous_id))
     for bag in (traits, message.context.traits):
+        if not bag:
+            continue
         for name in ("email", "phone"):
             value = bag.get(name)
-            if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
-                found.append(IdentifierIn(name, str(value).strip()))
+            if (
+                isinstance(value, str | int)
+                and not isinstance(value, bool)
+                and (text := str(value).strip())
+            ):
+                found.append(IdentifierIn(name, text))
     found += _context_identifiers(message)
     return _distinct(found)
 
