@@ -3,17 +3,18 @@
 `write_batch_tx` does, in one transaction:
 1. normalize identifiers in Python (graph/normalize.py), before taking any lock;
 2. write owners, accounts and deals (graph/entity_writes.py);
-3. lock: MERGE the batch's Customer and Identifier nodes and take their write locks in sorted
-   key order, so two writers touching one identifier serialize (the second reads what the first
+3. lock: MERGE the batch's Customer nodes and take their write locks in sorted key order, then
+   those of the pending identifiers (ones a batch record does not hold yet with a decision), so
+   two writers deciding about one identifier serialize (the second reads what the first
    committed);
 4. in the same statement, find the profiles resolution needs (those of records with a pending
-   identifier, one they do not hold yet, and those holding the pending identifiers), lock them
-   in sorted id order, then read the neighbourhood (the batch's records, the profiles holding
-   their pending identifiers, the locked profiles); if a concurrent merge moved records between
-   the finding and the locking, lock what is missing and read again (one statement) until the
-   set of profiles no longer changes. A record holding all its batch identifiers (the usual
-   track or page event of a known visitor) needs no profile, so nothing is locked or read for it
-   beyond itself, and nothing is resolved;
+   identifier, and those holding the pending identifiers), lock them in sorted id order, then
+   read the neighbourhood (the batch's records, the profiles holding their pending identifiers,
+   the locked profiles); if a concurrent merge moved records between the finding and the
+   locking, lock what is missing and read again (one statement) until the set of profiles no
+   longer changes. A record holding all its batch identifiers (the usual track or page event of
+   a known visitor) is the fast path: no identifier or profile is locked or looked up for it,
+   nothing is resolved, only its own times and traits are written;
 5. decide in Python (graph/resolution.py `resolve`) and write the decisions in one statement of
    UNWIND parts: record traits, identifier edges with `matched`, new profiles (with their unified
    fields computed from the batch, no read needed), merges (moving RESOLVES_TO and MERGED_INTO
@@ -67,11 +68,10 @@ log = logging.getLogger(__name__)
 
 MAX_LOCK_ROUNDS = 50
 
-# Upsert the batch's records and identifiers and take their write locks, records first, each in
-# key order. Setting a property to its own value takes a node's write lock and changes nothing (so
-# a replay leaves no trace). A new record gets the batch's traits at once; existing ones are
-# merged after the read. Returns the blocked identifiers. It opens the first statement of a batch
-# (LOCK_AND_READ_NEIGHBOURHOOD): one round trip for locks and read.
+# Upsert the batch's records and take their write locks, in key order. Setting a property to its
+# own value takes a node's write lock and changes nothing (so a replay leaves no trace). A new
+# record gets the batch's traits at once; existing ones are merged after the read. It opens the
+# first statement of a batch (LOCK_AND_READ_NEIGHBOURHOOD): one round trip for locks and read.
 LOCK_RECORDS = """
 CALL () {
   UNWIND $customers AS row
@@ -81,63 +81,77 @@ CALL () {
                   c.seenAt = datetime(row.seenAt)
   SET c.source = c.source
 }
-CALL () {
-  UNWIND $identifierRows AS row
-  MERGE (i:Identifier {key: row.key})
-    ON CREATE SET i.type = row.type, i.value = row.value, i.blocked = false
-  SET i.type = i.type
-  WITH i WHERE i.blocked
-  RETURN collect(i.key) AS blocked
-}
 """
 
-# The profiles a batch's resolution needs, locked in id order before the neighbourhood is read
-# (one round trip for lock and read): those of the records with an identifier they do not hold
-# yet (pending) or without a profile, and the live profiles holding those pending identifiers. A
-# record holding all of its batch identifiers (a track event of a known visitor) needs none, and
-# its held identifiers are not looked up at all. Returns the pending keys and the locked ids.
-LOCK_PENDING_PROFILES = """
+# The batch's records as they are: their profile, the batch identifiers they already hold (edges)
+# and, when needed, their traits; read once, under the records' locks (nobody else moves a locked
+# record or changes its edges). Times come back as ISO strings and traits only when needed:
+# decoding driver DateTimes and big strings costs more than reading. Also the pending identifiers
+# of each record (in the batch, not held with a decision) and the profiles of records having some.
+READ_RECORDS = """
 CALL () {
   UNWIND $records AS row
   MATCH (c:Customer {key: row.key})
   OPTIONAL MATCH (c)-[:RESOLVES_TO]->(p:Profile)
-  WITH row, p, [(c)-[h:HAS_IDENTIFIER]->(i:Identifier) WHERE h.matched IS NOT NULL | i.key] AS held
-  UNWIND [k IN row.identifiers WHERE NOT k IN held] AS k
-  OPTIONAL MATCH (i:Identifier {key: k})<-[h:HAS_IDENTIFIER]-(:Customer)-[:RESOLVES_TO]->(q:Profile)
-    WHERE h.matched = true AND NOT i.blocked
-  WITH collect(DISTINCT k) AS pendingKeys, collect(p.id) + collect(q.id) AS ids
-  CALL (ids) {
-    UNWIND ids AS pid
-    WITH DISTINCT pid
-    ORDER BY pid
-    MATCH (x:Profile {id: pid})
-    SET x.createdAt = x.createdAt
-    RETURN collect(pid) AS locked
-  }
-  RETURN pendingKeys, locked
-}
-"""
-
-# The neighbourhood of a batch: its records (their profile and the batch identifiers they already
-# hold), the live profiles holding the batch's (pending) identifiers through matched edges, and
-# the needed profiles' age and matched identifier values (for the limits). Times come back as ISO
-# strings and traits only when needed: decoding driver DateTimes and big strings costs more than
-# reading. Shared by the two statements below, which name the identifiers and profiles to read.
-_NEIGHBOURHOOD = """
-CALL () {
-  UNWIND $records AS row
-  MATCH (c:Customer {key: row.key})
-  OPTIONAL MATCH (c)-[:RESOLVES_TO]->(p:Profile)
-  WITH c, p, row, row.withTraits OR p IS NULL AS withTraits
+  WITH c, p, row, row.withTraits OR p IS NULL AS withTraits,
+       [(c)-[h:HAS_IDENTIFIER]->(i:Identifier) WHERE i.key IN row.identifiers |
+        {key: i.key, matched: h.matched,
+         firstSeen: toString(h.firstSeen), lastSeen: toString(h.lastSeen)}] AS edges
+  WITH c, p, row, withTraits, edges, [e IN edges WHERE e.matched IS NOT NULL | e.key] AS held
+  WITH c, p, withTraits, edges, [k IN row.identifiers WHERE NOT k IN held] AS pending
   RETURN collect({
     key: c.key, profileId: p.id, seenAt: toString(c.seenAt),
     traits: CASE WHEN withTraits THEN c.traits END,
     traitTimes: CASE WHEN withTraits THEN c.traitTimes END,
-    edges: [(c)-[h:HAS_IDENTIFIER]->(i:Identifier) WHERE i.key IN row.identifiers |
-            {key: i.key, matched: h.matched,
-             firstSeen: toString(h.firstSeen), lastSeen: toString(h.lastSeen)}]
-  }) AS records
+    edges: edges
+  }) AS records,
+  collect(pending) AS pendingLists,
+  collect(CASE WHEN pending <> [] THEN p.id END) AS recordProfiles
 }
+"""
+
+# Upsert the pending identifiers and take their write locks, in key order, so two writers
+# deciding about one identifier serialize (the second reads what the first committed). An
+# identifier a record already holds needs no lock: nothing is decided about it, its edge only
+# widens its times, under the record's lock. Returns the pending keys and the blocked ones.
+LOCK_PENDING_IDENTIFIERS = """
+CALL (pendingLists) {
+  UNWIND pendingLists AS pending
+  UNWIND pending AS k
+  WITH DISTINCT k ORDER BY k
+  MERGE (i:Identifier {key: k})
+    ON CREATE SET i.type = $identifierInfo[k].type, i.value = $identifierInfo[k].value,
+                  i.blocked = false
+  SET i.type = i.type
+  RETURN collect(k) AS pendingKeys, collect(CASE WHEN i.blocked THEN k END) AS blocked
+}
+"""
+
+# The profiles a batch's resolution needs, locked in id order before they are read: those of the
+# records with a pending identifier (a record without a profile has none to lock), and the live
+# profiles holding those pending identifiers. A record holding all of its batch identifiers (a
+# track event of a known visitor) needs none, and its held identifiers are not looked up at all.
+LOCK_PENDING_PROFILES = """
+CALL (pendingKeys) {
+  UNWIND pendingKeys AS k
+  MATCH (i:Identifier {key: k})<-[h:HAS_IDENTIFIER]-(:Customer)-[:RESOLVES_TO]->(q:Profile)
+  WHERE h.matched = true AND NOT i.blocked
+  RETURN collect(DISTINCT q.id) AS holders
+}
+CALL (recordProfiles, holders) {
+  UNWIND recordProfiles + holders AS pid
+  WITH DISTINCT pid ORDER BY pid
+  MATCH (x:Profile {id: pid})
+  SET x.createdAt = x.createdAt
+  RETURN collect(pid) AS locked
+}
+"""
+
+# The rest of the neighbourhood, read under the profiles' locks: the live profiles holding the
+# batch's (pending) identifiers through matched edges, and the needed profiles' age and matched
+# identifier values (for the limits). Shared by the two statements below, which name the
+# identifiers and profiles to read.
+_PROFILES_AROUND = """
 CALL (%(identifier_scope)s) {
   UNWIND %(identifiers)s AS k
   MATCH (i:Identifier {key: k})<-[h:HAS_IDENTIFIER]-(:Customer)-[:RESOLVES_TO]->(p:Profile)
@@ -167,7 +181,8 @@ CALL () {
   MATCH (p:Profile {id: id})
   SET p.createdAt = p.createdAt
 }"""
-    + _NEIGHBOURHOOD
+    + READ_RECORDS
+    + _PROFILES_AROUND
     % {
         "identifier_scope": "",
         "identifiers": "$identifiers",
@@ -177,12 +192,14 @@ CALL () {
     + "RETURN records, identifiers, profiles\n"
 )
 
-# The first statement of a batch: records and identifiers upserted and locked, then the profiles
-# resolution needs, then the neighbourhood read once, under those locks.
+# The first statement of a batch: records upserted and locked and read, pending identifiers
+# upserted and locked, then the profiles resolution needs locked and read, in one round trip.
 LOCK_AND_READ_NEIGHBOURHOOD = (
     LOCK_RECORDS
+    + READ_RECORDS
+    + LOCK_PENDING_IDENTIFIERS
     + LOCK_PENDING_PROFILES
-    + _NEIGHBOURHOOD
+    + _PROFILES_AROUND
     % {
         "identifier_scope": "pendingKeys",
         "identifiers": "pendingKeys",
@@ -375,7 +392,7 @@ async def _lock_and_read(
             }
             for r in sorted(recs, key=lambda r: r.key)
         ],
-        identifierRows=[{"key": i.key, "type": i.type, "value": i.value} for i in identifiers],
+        identifierInfo={i.key: {"type": i.type, "value": i.value} for i in identifiers},
         now=now,
         records=record_rows,
         withValues=config.limits_enabled,

@@ -5,6 +5,7 @@ full way."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,7 +64,7 @@ def identify(src: str, at: datetime) -> CustomerIn:
     )
 
 
-def track(src: str, at: datetime, *extra: IdentifierIn) -> WriteBatch:
+def track(src: str, at: datetime, *extra: IdentifierIn, event: str = "e2") -> WriteBatch:
     """A track event of the record u1 (carrying its own ids, and `extra`)."""
     customer = CustomerIn(
         src,
@@ -71,10 +72,10 @@ def track(src: str, at: datetime, *extra: IdentifierIn) -> WriteBatch:
         {},
         (IdentifierIn("user_id", f"u-{src}"), IdentifierIn("anonymous_id", f"a-{src}"), *extra),
         seen_at=at,
-        message_id=f"{src}-m2",
+        message_id=f"{src}-{event}",
     )
-    event = InteractionIn(f"{src}-e2", src, "u1", "track", at, name="Clicked", channel="web")
-    return WriteBatch(customers=(customer,), interactions=(event,))
+    click = InteractionIn(f"{src}-{event}", src, "u1", "track", at, name="Clicked", channel="web")
+    return WriteBatch(customers=(customer,), interactions=(click,))
 
 
 async def test_event_of_a_known_record_leaves_the_graph_of_the_full_path(
@@ -149,3 +150,41 @@ async def test_what_can_change_an_identity_still_goes_the_full_way(
     await write_batch(driver, db, WriteBatch(customers=(renamed,)), CONFIG)
     state = await snapshot(driver, db, src)
     assert state["profiles"][0][0] == "Ada King"
+
+
+LOCK_PROFILE_AND_IDENTIFIERS = """
+MATCH (p:Profile {id: $profile})
+SET p.createdAt = p.createdAt
+WITH p
+MATCH (i:Identifier) WHERE i.key IN $keys
+SET i.type = i.type
+"""
+
+
+async def test_event_of_a_known_record_waits_for_no_identifier_or_profile_lock(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    db, src = settings.neo4j_database, unique("fp")
+    first = await write_batch(driver, db, WriteBatch(customers=(identify(src, T0),)), CONFIG)
+    await write_batch(driver, db, track(src, T1), CONFIG)
+    profile = first.record_profiles[f"{src}:u1"]
+    keys = [f"user_id:u-{src}", f"anonymous_id:a-{src}"]
+    async with driver.session(database=db) as session:
+        holder = await session.begin_transaction()
+        try:
+            await (
+                await holder.run(LOCK_PROFILE_AND_IDENTIFIERS, profile=profile, keys=keys)
+            ).consume()
+            # Another writer holds the profile and the identifiers: a second event of the same
+            # moment (so no edge widens its times, which would lock its identifier at commit)
+            # still commits.
+            second = track(src, T1, event="e3")
+            write = asyncio.ensure_future(write_batch(driver, db, second, CONFIG))
+            done, _ = await asyncio.wait({write}, timeout=20)
+            assert write in done, "the event waited for a lock it does not need"
+            assert write.result().record_profiles == first.record_profiles
+        finally:
+            await holder.rollback()
+            await asyncio.wait_for(write, 60)
+    state = await snapshot(driver, db, src)
+    assert len(state["records"][0][5]) == 2  # both events
