@@ -60,7 +60,7 @@ test: install system-deps node-deps lint typecheck graphiql-check
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# The scale figure at 1M customer records (about 45 minutes on 2 cores; writes bench/results-1m.json).
+# The scale figure at 1M customer records (about 30 minutes on 2 cores; writes bench/results-1m.json).
 bench-1m: install
 	$(BIN)/python -m bench --size 1m $(BENCH_ARGS)
 
