@@ -45,7 +45,15 @@ import httpx
 from neo4j import AsyncDriver
 
 from bench import floors
-from bench.api import ApiServer, LoadResult, percentile, run_load
+from bench.api import (
+    ApiServer,
+    ClientError,
+    LoadClient,
+    LoadResult,
+    percentile,
+    run_interleaved,
+    run_load,
+)
 from bench.generator import (
     Dataset,
     GeneratorConfig,
@@ -55,6 +63,7 @@ from bench.generator import (
     write_batches,
 )
 from bench.neo4j import BenchNeo4jConfig, running_bench_neo4j
+from bench.profile_page import floor_page_autocommit as profile_page_floor_autocommit
 from bench.quality import pair_quality, resolved_profiles
 from customer_graph.graph.constraints import ensure_schema
 from customer_graph.graph.driver import open_driver
@@ -91,7 +100,7 @@ SIZES: dict[str, Size] = {
         neo4j=BenchNeo4jConfig(heap="1g", pagecache_mb=512),
         max_seconds=15.0,
     ),
-    "default": Size("default", (10_000, 100_000), 1_000, 300, 3_000, 2_000),
+    "default": Size("default", (10_000, 100_000), 1_000, 300, 12_000, 2_000),
     "1m": Size(
         "1m",
         (10_000, 100_000, 1_000_000),
@@ -270,24 +279,24 @@ def profile_page_document() -> str:
 
 
 class GraphQLClient:
-    def __init__(self, http: httpx.AsyncClient):
+    def __init__(self, http: LoadClient):
         self.http = http
         self.last_error: str | None = None
 
     async def query(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
-        response = await self.http.post(
-            "/graphql", json={"query": document, "variables": variables}
+        status, body = await self.http.post_json(
+            "/graphql", {"query": document, "variables": variables}
         )
-        body: dict[str, Any] = response.json()
-        if response.status_code != 200 or body.get("errors"):
-            raise GraphQLFailure(response.status_code, body.get("errors"))
+        if status != 200 or not isinstance(body, dict) or body.get("errors"):
+            errors = body.get("errors") if isinstance(body, dict) else body
+            raise GraphQLFailure(status, errors)
         return body
 
     async def ok(self, document: str, variables: dict[str, Any]) -> bool:
         """True when the query answered without errors and found its object."""
         try:
             body = await self.query(document, variables)
-        except (GraphQLFailure, httpx.HTTPError) as e:
+        except (GraphQLFailure, ClientError, TimeoutError) as e:
             self.last_error = f"{type(e).__name__}: {e}"
             return False
         data = body.get("data") or {}
@@ -311,7 +320,7 @@ class Run:
     settings: Settings
     driver: AsyncDriver
     api: ApiServer
-    http: httpx.AsyncClient
+    http: LoadClient
     gql: GraphQLClient
     writer: Writer | None
     results: dict[str, Any]
@@ -360,9 +369,15 @@ async def profile_targets(run: Run, n: int) -> tuple[list[str], list[tuple[str, 
 
 
 async def measure_page(
-    run: Run, ids: list[str], requests: int, concurrency: int
-) -> tuple[LoadResult, LoadResult]:
-    """The profile page over HTTP and the floor by hand-written Cypher, the same ids."""
+    run: Run,
+    ids: list[str],
+    requests: int,
+    concurrency: int,
+    extra: dict[str, Callable[[str], Awaitable[bool]]] | None = None,
+) -> dict[str, LoadResult]:
+    """The profile page over HTTP ("http") and the floor by hand-written Cypher ("floor"), the
+    same ids. With one client they take turns request by request (with `extra` calls, if any);
+    with more, each runs its own closed loop."""
     document = profile_page_document()
 
     async def over_http(pid: str) -> bool:
@@ -376,11 +391,19 @@ async def measure_page(
         return ok
 
     limit = run.size.max_seconds
-    http = await run_load(over_http, ids, requests, concurrency, max_seconds=limit)
-    _check(http, run.gql.last_error)
-    floor = await run_load(by_cypher, ids, requests, concurrency, max_seconds=limit)
-    _check(floor, "the floor query found nothing")
-    return http, floor
+    if concurrency == 1:
+        calls = {"http": over_http, "floor": by_cypher, **(extra or {})}
+        found = await run_interleaved(calls, ids, requests, max_seconds=limit * len(calls))
+    else:
+        found = {
+            "http": await run_load(over_http, ids, requests, concurrency, max_seconds=limit),
+            "floor": await run_load(by_cypher, ids, requests, concurrency, max_seconds=limit),
+        }
+    _check(found["http"], run.gql.last_error)
+    for name, load in found.items():
+        if name != "http":
+            _check(load, f"{name}: the floor query found nothing")
+    return found
 
 
 def _check(load: LoadResult, last_error: str | None) -> None:
@@ -408,8 +431,8 @@ async def fig_scale_point(run: Run) -> None:
     if not ids:
         raise RuntimeError("no resolved CRM profiles to query")
     point: dict[str, Any] = {"records": records, "profiles_sampled": len(ids)}
-    http, floor = await measure_page(run, ids, run.size.page_requests, 1)
-    point["profile_page"] = _page_summary(http, floor)
+    page = await measure_page(run, ids, run.size.page_requests, 1)
+    point["profile_page"] = _page_summary(page["http"], page["floor"])
 
     async def by_identifier(ident: tuple[str, str]) -> bool:
         return await run.gql.ok(PROFILE_BY_IDENTIFIER, {"type": ident[0], "value": ident[1]})
@@ -421,13 +444,15 @@ async def fig_scale_point(run: Run) -> None:
 
     if emails:
         limit = run.size.max_seconds
-        lookup = await run_load(by_identifier, emails, run.size.page_requests, 1, max_seconds=limit)
-        _check(lookup, run.gql.last_error)
-        lookup_floor = await run_load(
-            by_identifier_floor, emails, run.size.page_requests, 1, max_seconds=limit
+        lookups = await run_interleaved(
+            {"http": by_identifier, "floor": by_identifier_floor},
+            emails,
+            run.size.page_requests,
+            max_seconds=limit * 2,
         )
-        _check(lookup_floor, "the floor query found nothing")
-        point["profile_by_identifier"] = _page_summary(lookup, lookup_floor)
+        _check(lookups["http"], run.gql.last_error)
+        _check(lookups["floor"], "the floor query found nothing")
+        point["profile_by_identifier"] = _page_summary(lookups["http"], lookups["floor"])
     run.results.setdefault("scale", {"points": []})["points"].append(point)
     log(f"scale {records}: {json.dumps(point)}")
 
@@ -435,12 +460,35 @@ async def fig_scale_point(run: Run) -> None:
 async def fig_profile_page(run: Run) -> None:
     run.require_api()
     ids, _ = await profile_targets(run, run.size.sample_profiles)
+    db = run.settings.neo4j_database
+
+    # Beside the one-client figure, taking turns with it: what an HTTP round trip costs by
+    # itself (GET /healthz, same client), and the floor statement as an auto-commit read (the
+    # kind of transaction the API reads in; the floor proper uses `execute_query`).
+    async def healthz(_: str) -> bool:
+        return await run.http.get_status("/healthz") == 200
+
+    async def floor_autocommit(pid: str) -> bool:
+        return await profile_page_floor_autocommit(run.driver, db, pid)
+
+    extra: dict[str, Callable[[str], Awaitable[bool]]] = {
+        "http_hop": healthz,
+        "floor_autocommit": floor_autocommit,
+    }
     by_clients: dict[str, Any] = {}
     for clients in CONCURRENCY:
         requests = run.size.page_requests * max(1, clients // 2)
-        http, floor = await measure_page(run, ids, requests, clients)
-        by_clients[str(clients)] = _page_summary(http, floor)
-        log(f"profile page, {clients} clients: {json.dumps(by_clients[str(clients)])}")
+        found = await measure_page(run, ids, requests, clients, extra if clients == 1 else None)
+        row = _page_summary(found["http"], found["floor"])
+        if clients == 1:
+            strict_p50 = found["floor_autocommit"].summary()["p50_ms"]
+            row["http_hop_p50_ms"] = found["http_hop"].summary()["p50_ms"]
+            row["floor_autocommit_p50_ms"] = strict_p50
+            row["p50_ratio_to_autocommit_floor"] = (
+                round(row["p50_ms"] / strict_p50, 2) if strict_p50 else None
+            )
+        by_clients[str(clients)] = row
+        log(f"profile page, {clients} clients: {json.dumps(row)}")
     one = by_clients["1"]
     run.results["profile_page"] = {
         "records": _records(run),
@@ -451,6 +499,9 @@ async def fig_profile_page(run: Run) -> None:
         "floor_p50_ms": one["floor_p50_ms"],
         "floor_p95_ms": one["floor_p95_ms"],
         "p50_ratio_to_floor": one["p50_ratio_to_floor"],
+        "http_hop_p50_ms": one["http_hop_p50_ms"],
+        "floor_autocommit_p50_ms": one["floor_autocommit_p50_ms"],
+        "p50_ratio_to_autocommit_floor": one["p50_ratio_to_autocommit_floor"],
         "by_clients": by_clients,
     }
 
@@ -591,9 +642,9 @@ async def fig_ingest(run: Run) -> None:
         statuses: dict[int, int] = {}
 
         async def send(batch: list[dict[str, Any]], statuses: dict[int, int] = statuses) -> bool:
-            response = await run.http.post("/v1/batch", json={"batch": batch}, timeout=120)
-            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-            return response.status_code == 200
+            status, _ = await run.http.post_json("/v1/batch", {"batch": batch})
+            statuses[status] = statuses.get(status, 0) + 1
+            return status == 200
 
         load = await run_load(
             send, batches, len(batches), 8, warmup=0, max_seconds=run.size.max_seconds * 2
@@ -849,11 +900,8 @@ async def main_async(
         except RuntimeError as e:
             log(f"API did not start: {e}")
             results.setdefault("errors", {})["api"] = f"{e}: {_tail(api.log_file)}"
-        headers = {"Authorization": f"Bearer {api.key}"}
-        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
-        async with httpx.AsyncClient(
-            base_url=api.url, headers=headers, timeout=60, limits=limits
-        ) as http:
+        http = LoadClient(api.url, {"Authorization": f"Bearer {api.key}"})
+        try:
             try:
                 writer: Writer | None = Writer(settings)
             except RuntimeError as e:
@@ -881,6 +929,8 @@ async def main_async(
                 results["memory"] = run_memory(api)
                 api.stop()
                 await driver.close()
+        finally:
+            await http.close()
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["targets"] = targets(results)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,10 +29,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-import httpx
-from neo4j import AsyncDriver, RoutingControl
+from neo4j import READ_ACCESS, AsyncDriver, Record, RoutingControl
 
-from bench.api import ApiServer, LoadResult, run_load
+from bench.api import ApiServer, LoadClient, LoadResult, run_load
 from bench.generator import GeneratorConfig, generate, write_batches
 from bench.neo4j import free_port
 from customer_graph.graph.constraints import ensure_schema
@@ -132,9 +131,24 @@ RETURN p {.id, .displayName, .email, .phone, .company, .traits, .createdAt, .upd
 
 
 async def floor_page(driver: AsyncDriver, database: str, profile_id: str) -> bool:
+    """The floor as the driver's documentation writes a read: `execute_query`, a managed
+    transaction (BEGIN, RUN and PULL, COMMIT)."""
     records, _, _ = await driver.execute_query(
         PROFILE_PAGE_FLOOR, id=profile_id, database_=database, routing_=RoutingControl.READ
     )
+    return _with_durations(records)
+
+
+async def floor_page_autocommit(driver: AsyncDriver, database: str, profile_id: str) -> bool:
+    """The same statement as an auto-commit transaction (RUN and PULL only), as the API reads:
+    a stricter floor, reported beside the first."""
+    async with driver.session(database=database, default_access_mode=READ_ACCESS) as session:
+        result = await session.run(PROFILE_PAGE_FLOOR, id=profile_id)
+        records = (await result.to_eager_result()).records
+    return _with_durations(records)
+
+
+def _with_durations(records: list[Record]) -> bool:
     if not records:
         return False
     for deal in records[0]["deals"]:
@@ -152,18 +166,20 @@ async def floor_page(driver: AsyncDriver, database: str, profile_id: str) -> boo
 class Api:
     """The profile page over HTTP, checked for errors (a failed page is not timed)."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: LoadClient) -> None:
         self.http = http
         self.last_error: str | None = None
         self.round_trips: list[int] = []
 
     async def page(self, profile_id: str) -> bool:
-        response = await self.http.post(
-            "/graphql", json={"query": PROFILE_PAGE_QUERY, "variables": {"id": profile_id}}
+        status, body = await self.http.post_json(
+            "/graphql", {"query": PROFILE_PAGE_QUERY, "variables": {"id": profile_id}}
         )
-        body = response.json()
-        if response.status_code != 200 or body.get("errors") or not body["data"]["profile"]:
+        if status != 200 or not isinstance(body, dict) or body.get("errors"):
             self.last_error = json.dumps(body)[:500]
+            return False
+        if not body["data"]["profile"]:
+            self.last_error = f"not found: {profile_id}"
             return False
         self.round_trips.append(body["extensions"]["cost"]["graphRoundTrips"])
         return True
@@ -272,11 +288,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if not server.running():
                     server.start()
                 point: dict[str, Any] = {"total_records": total, "load": loaded, "runs": []}
-                async with httpx.AsyncClient(
-                    base_url=server.url,
-                    headers={"Authorization": f"Bearer {server.key}"},
-                    timeout=60,
-                ) as http:
+                http = LoadClient(server.url, {"Authorization": f"Bearer {server.key}"})
+                try:
                     api = Api(http)
                     for concurrency in [int(c) for c in args.concurrency.split(",")]:
                         api.round_trips.clear()
@@ -291,6 +304,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         row = summary(over_http, floor, api.round_trips)
                         point["runs"].append(row)
                         log(f"{total} records: {json.dumps(row)}")
+                finally:
+                    await http.close()
                 results["sizes"].append(point)
         finally:
             if server is not None:
