@@ -27,15 +27,23 @@ UNIQUE_KEYS: Final[tuple[tuple[str, str], ...]] = (
 
 # (name, label, property): range indexes for lookups and ordering.
 RANGE_INDEXES: Final[tuple[tuple[str, str, str], ...]] = (
-    ("customer_source", "Customer", "source"),
-    ("identifier_type", "Identifier", "type"),
     ("interaction_occurred_at", "Interaction", "occurredAt"),
-    ("interaction_type", "Interaction", "type"),
-    ("deal_stage", "Deal", "stage"),
-    ("deal_status", "Deal", "status"),
     ("stage_change_changed_at", "StageChange", "changedAt"),
     ("merge_event_at", "MergeEvent", "at"),
     ("split_event_at", "SplitEvent", "at"),
+)
+
+# Indexes on properties with a handful of values (an identifier's type, a deal's status), which
+# earlier versions created and start-up drops. Every read and write is anchored on a keyed node
+# and expands from it; with such an index the planner may instead seek every node of that type
+# in the graph and join (`(p)<-...-(i:Identifier) WHERE i.type IN ['email', 'phone']` seeking
+# all emails and phones), which made each write's profile refresh grow with the graph.
+RETIRED_INDEXES: Final[tuple[str, ...]] = (
+    "customer_source",
+    "identifier_type",
+    "interaction_type",
+    "deal_stage",
+    "deal_status",
 )
 
 # Full-text index used by searchProfiles.
@@ -65,6 +73,7 @@ def _statements() -> list[str]:
         + "]"
         for name, label, props in FULLTEXT_INDEXES
     ]
+    statements += [f"DROP INDEX {name} IF EXISTS" for name in RETIRED_INDEXES]
     return statements
 
 

@@ -23,10 +23,10 @@ SET p.createdAt = p.createdAt
 RETURN p.id AS id,
        p.traits AS traits, p.displayName AS displayName, p.email AS email, p.phone AS phone,
        p.company AS company,
-       [(p)<-[:RESOLVES_TO]-(c:Customer) |
+       [(p)<-[:RESOLVES_TO]-(c) |
           {key: c.key, source: c.source, traits: c.traits, traitTimes: c.traitTimes,
            updatedAt: toString(c.updatedAt)}] AS records,
-       [(p)<-[:RESOLVES_TO]-(:Customer)-[h:HAS_IDENTIFIER]->(i:Identifier)
+       [(p)<-[:RESOLVES_TO]-()-[h:HAS_IDENTIFIER]->(i)
           WHERE h.matched = true AND NOT i.blocked AND i.type IN ['email', 'phone'] |
           {type: i.type, value: i.value, lastSeen: toString(h.lastSeen)}] AS contacts
 """

@@ -94,7 +94,7 @@ CALL () {
   MATCH (c:Customer {key: row.key})
   OPTIONAL MATCH (c)-[:RESOLVES_TO]->(p:Profile)
   WITH c, p, row, row.withTraits OR p IS NULL AS withTraits,
-       [(c)-[h:HAS_IDENTIFIER]->(i:Identifier) WHERE i.key IN row.identifiers |
+       [(c)-[h:HAS_IDENTIFIER]->(i) WHERE i.key IN row.identifiers |
         {key: i.key, matched: h.matched,
          firstSeen: toString(h.firstSeen), lastSeen: toString(h.lastSeen)}] AS edges
   WITH c, p, row, withTraits, edges, [e IN edges WHERE e.matched IS NOT NULL | e.key] AS held
@@ -165,7 +165,7 @@ CALL (%(profile_scope)s) {
   RETURN collect({
     id: p.id, createdAt: toString(p.createdAt), merged: EXISTS { (p)-[:MERGED_INTO]->() },
     values: CASE WHEN $withValues
-      THEN [(p)<-[:RESOLVES_TO]-(:Customer)-[h:HAS_IDENTIFIER]->(i:Identifier)
+      THEN [(p)<-[:RESOLVES_TO]-()-[h:HAS_IDENTIFIER]->(i)
             WHERE h.matched = true AND NOT i.blocked | [i.type, i.value]]
       ELSE [] END
   }) AS profiles

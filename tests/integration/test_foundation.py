@@ -5,13 +5,23 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from typing import Any
 
 import pytest
-from neo4j import AsyncDriver
+from neo4j import AsyncDriver, AsyncManagedTransaction
 
 from customer_graph.app import create_app
-from customer_graph.graph.constraints import UNIQUE_KEYS, constraint_name
+from customer_graph.graph.constraints import (
+    RETIRED_INDEXES,
+    UNIQUE_KEYS,
+    constraint_name,
+    ensure_schema,
+)
 from customer_graph.graph.local import LocalNeo4j
+from customer_graph.graph.profile_refresh import LOCK_AND_READ_PROFILES
+from customer_graph.graph.records import CustomerIn, IdentifierIn, WriteBatch
+from customer_graph.graph.resolution import resolution_config
+from customer_graph.graph.writes import upsert_customer, write_batch
 from customer_graph.settings import Settings
 from tests.helpers import asgi_client, unique
 
@@ -113,3 +123,72 @@ async def _eventually_ready(client: object, attempts: int = 60) -> int:
             return status
         await asyncio.sleep(0.5)
     return status
+
+
+async def test_start_up_drops_indexes_that_invite_graph_wide_seeks(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    db = settings.neo4j_database
+    # As an earlier version left it.
+    await driver.execute_query(
+        "CREATE INDEX identifier_type IF NOT EXISTS FOR (n:Identifier) ON (n.type)", database_=db
+    )
+    await ensure_schema(driver, db)
+    records, _, _ = await driver.execute_query(
+        "SHOW INDEXES YIELD name, labelsOrTypes, properties RETURN name, labelsOrTypes, properties",
+        database_=db,
+    )
+    names = {r["name"] for r in records}
+    assert not names & set(RETIRED_INDEXES)
+    indexed = {(r["labelsOrTypes"][0], r["properties"][0]) for r in records if r["properties"]}
+    assert ("Identifier", "type") not in indexed
+
+
+async def test_profile_refresh_reads_the_profile_not_the_graph(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    """The refresh that follows every write reads a profile's records and contacts by expanding
+    from the profile, however many emails and phones the rest of the graph holds."""
+    db = settings.neo4j_database
+    tok = unique("refresh")
+    config = resolution_config(settings)
+    others = tuple(
+        CustomerIn(
+            "web", f"{tok}-{n}", identifiers=(IdentifierIn("email", f"{tok}-{n}@example.com"),)
+        )
+        for n in range(300)
+    )
+    written = await write_batch(driver, db, WriteBatch(customers=others), config)
+    pids = sorted(set(written.record_profiles.values()))[:40]
+    pid = await upsert_customer(
+        driver,
+        db,
+        CustomerIn(
+            "crm",
+            tok,
+            traits={"name": "Ada"},
+            identifiers=(
+                IdentifierIn("email", f"{tok}@example.com"),
+                IdentifierIn("phone", "+14155550100"),
+            ),
+        ),
+        config,
+    )
+
+    async def profiled(tx: AsyncManagedTransaction) -> int:
+        result = await tx.run("PROFILE " + LOCK_AND_READ_PROFILES, ids=[pid, *pids])
+        rows = {r["id"]: r async for r in result}
+        assert set(rows) == {pid, *pids}
+        assert {c["type"] for c in rows[pid]["contacts"]} == {"email", "phone"}
+        summary = await result.consume()
+        return _db_hits(summary.profile)
+
+    async with driver.session(database=db) as session:
+        hits = await session.execute_write(profiled)
+    # 41 profiles of one record and one or two identifiers each: tens of db hits per profile,
+    # not one per email in the graph.
+    assert hits < 41 * 40
+
+
+def _db_hits(plan: dict[str, Any]) -> int:
+    return int(plan.get("dbHits", 0)) + sum(_db_hits(c) for c in plan.get("children", []))
