@@ -65,6 +65,7 @@ from bench.generator import (
 from bench.neo4j import BenchNeo4jConfig, running_bench_neo4j
 from bench.profile_page import floor_page_autocommit as profile_page_floor_autocommit
 from bench.quality import pair_quality, resolved_profiles
+from customer_graph.auth import Scope, create_key
 from customer_graph.graph.constraints import ensure_schema
 from customer_graph.graph.driver import open_driver
 from customer_graph.graph.records import WriteBatch
@@ -900,7 +901,12 @@ async def main_async(
         except RuntimeError as e:
             log(f"API did not start: {e}")
             results.setdefault("errors", {})["api"] = f"{e}: {_tail(api.log_file)}"
-        http = LoadClient(api.url, {"Authorization": f"Bearer {api.key}"})
+        # Clients send a key of their own, as users do, so every request looks it up in the
+        # graph (the development key, which the API server also has, would skip that).
+        key, _ = await create_key(
+            driver, settings, scopes=[Scope.READ, Scope.WRITE], source="web", actor="bench"
+        )
+        http = LoadClient(api.url, {"Authorization": f"Bearer {key}"})
         try:
             try:
                 writer: Writer | None = Writer(settings)

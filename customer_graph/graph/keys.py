@@ -13,6 +13,7 @@ from typing import Any
 from neo4j import AsyncDriver, RoutingControl
 
 from customer_graph.graph.driver import translate_unavailable
+from customer_graph.graph.reads import GraphReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +67,12 @@ FIND_KEY = f"MATCH (k:ApiKey {{hash: $hash}}) RETURN {_KEY_MAP} AS key"
 
 
 async def find_key(driver: AsyncDriver, database: str, key_hash: str) -> ApiKeyRow | None:
-    """The key with this hash, revoked or not; None if there is none."""
-    records, _, _ = await translate_unavailable(
-        lambda: driver.execute_query(
-            FIND_KEY, hash=key_hash, database_=database, routing_=RoutingControl.READ
-        )
-    )
+    """The key with this hash, revoked or not; None if there is none.
+
+    Every request with a key asks this, so it is one auto-commit round trip (GraphReader), not a
+    managed transaction's two. It is asked every time, never cached: a revoked key is refused
+    by every process at once."""
+    records = await GraphReader(driver, database).fetch(FIND_KEY, hash=key_hash)
     return _row(records[0]["key"]) if records else None
 
 
