@@ -57,6 +57,7 @@ class GraphQLApp(GraphQLHTTPView):
             driver=state.driver,
             settings=state.settings,
             principal=principal,
+            confirm_principal=getattr(request.state, "confirm_principal", None),
             request=request,
             ingest=state.ingest,
         )

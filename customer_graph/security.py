@@ -16,9 +16,11 @@ Pure ASGI middleware, so a refused request is answered before any body is buffer
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import zlib
+from collections import OrderedDict, deque
 from itertools import accumulate
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs
@@ -30,12 +32,20 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.exceptions import ConnectionRejectionError
 
-from customer_graph.auth import Principal, authenticate, key_from_authorization
+from customer_graph.auth import (
+    DEV_KEY_ID,
+    Principal,
+    authenticate,
+    hash_key,
+    key_from_authorization,
+)
 from customer_graph.graph.errors import GraphUnavailableError
 from customer_graph.settings import Settings
 
 GRAPHQL_PATH: Final = "/graphql"
 UNAUTHENTICATED: Final = "UNAUTHENTICATED"
+# Keys seen valid whose principals a process keeps, to run their requests beside the check.
+REMEMBERED_KEYS: Final = 4096
 GRAPHQL_MEDIA_TYPES: Final = frozenset(
     {"application/json", "application/graphql-response+json", "application/graphql"}
 )
@@ -274,10 +284,19 @@ class GraphQLAuthMiddleware:
     principal goes in `scope["state"]["principal"]` for the context. A websocket may instead
     send its key in the `connection_init` payload (`authenticate_connection`), so only a key
     present in the handshake and not valid is refused there (401 denial, or close 4401).
+
+    A key this process has seen valid is checked again on every request, but beside the work
+    instead of before it (`_verify_beside`): the request runs with the principal it had, and
+    nothing of its answer leaves, nor does any field that writes or audits run (their
+    permissions await `confirm_principal`), until the graph has confirmed the key. A key revoked
+    meanwhile gets the same 401 as before, and the answer computed for it is dropped.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, remembered: int = REMEMBERED_KEYS) -> None:
         self.app = app
+        self._remembered = remembered
+        # Principals by key hash (never the key), least recently used first.
+        self._seen: OrderedDict[str, Principal] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -288,37 +307,124 @@ class GraphQLAuthMiddleware:
             await self.app(scope, receive, send)
             return
         key = key_from_authorization(_header(scope, b"authorization"))
+        if key and scope["type"] == "http":
+            seen = self._seen.get(hash_key(key))
+            if seen is not None:
+                await self._verify_beside(scope, receive, send, key, seen)
+                return
+        await self._verify_first(scope, receive, send, key)
+
+    async def _verify_first(
+        self, scope: Scope, receive: Receive, send: Send, key: str | None
+    ) -> None:
         try:
             principal = await _authenticate(scope, key) if key else None
         except GraphUnavailableError:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1013, "reason": "Try again later"})
                 return
-            message = "the graph is unavailable; retry later"
-            await send_error(send, 503, "SERVICE_UNAVAILABLE", message, GRAPHQL_PATH)
+            await _send_unavailable(send)
             return
         if principal is not None:
+            if key and principal.key_id != DEV_KEY_ID:
+                self._remember(hash_key(key), principal)
             _principal_state(scope)["principal"] = principal
         elif scope["type"] == "websocket":
             if key:
                 await _deny_websocket(scope, send)
                 return
         else:
-            message = (
-                "an API key is required: send Authorization: Bearer <key>"
-                if not key
-                else "the API key is unknown or revoked"
-            )
-            await send_error(
-                send,
-                401,
-                UNAUTHENTICATED,
-                message,
-                GRAPHQL_PATH,
-                extra_headers=((b"www-authenticate", b'Bearer realm="customer-graph"'),),
-            )
+            await _send_unauthenticated(send, bool(key))
             return
         await self.app(scope, receive, send)
+
+    async def _verify_beside(
+        self, scope: Scope, receive: Receive, send: Send, key: str, seen: Principal
+    ) -> None:
+        """Run the request with `seen` while the graph confirms the key; answer only then."""
+        lookup = asyncio.ensure_future(_authenticate(scope, key))
+        verdict: list[bool] = []
+
+        async def confirm() -> bool:
+            if not verdict:
+                try:
+                    verdict.append(await asyncio.shield(lookup) == seen)
+                except GraphUnavailableError:
+                    verdict.append(False)
+            return verdict[0]
+
+        received: list[Message] = []
+
+        async def recording_receive() -> Message:
+            message = await receive()
+            received.append(message)
+            return message
+
+        async def confirmed_send(message: Message) -> None:
+            if await confirm():
+                await send(message)
+
+        state = _principal_state(scope)
+        state["principal"] = seen
+        state["confirm_principal"] = confirm
+        try:
+            await self.app(scope, recording_receive, confirmed_send)
+            if await confirm():
+                return
+        finally:
+            if not lookup.done():
+                await asyncio.wait([lookup])
+            if not lookup.cancelled():
+                lookup.exception()  # retrieved here, whatever became of the request
+        # Not confirmed: nothing was sent. Answer as a first sight of the key would.
+        key_hash = hash_key(key)
+        self._seen.pop(key_hash, None)
+        state.pop("confirm_principal", None)
+        state.pop("principal", None)
+        try:
+            principal = lookup.result()
+        except GraphUnavailableError:
+            await _send_unavailable(send)
+            return
+        if principal is None:
+            await _send_unauthenticated(send, True)
+            return
+        # The key is valid with other scopes or source: run the request again with them.
+        self._remember(key_hash, principal)
+        state["principal"] = principal
+        replay = deque(received)
+
+        async def replay_receive() -> Message:
+            return replay.popleft() if replay else await receive()
+
+        await self.app(scope, replay_receive, send)
+
+    def _remember(self, key_hash: str, principal: Principal) -> None:
+        self._seen[key_hash] = principal
+        self._seen.move_to_end(key_hash)
+        while len(self._seen) > self._remembered:
+            self._seen.popitem(last=False)
+
+
+async def _send_unavailable(send: Send) -> None:
+    message = "the graph is unavailable; retry later"
+    await send_error(send, 503, "SERVICE_UNAVAILABLE", message, GRAPHQL_PATH)
+
+
+async def _send_unauthenticated(send: Send, had_key: bool) -> None:
+    message = (
+        "the API key is unknown or revoked"
+        if had_key
+        else "an API key is required: send Authorization: Bearer <key>"
+    )
+    await send_error(
+        send,
+        401,
+        UNAUTHENTICATED,
+        message,
+        GRAPHQL_PATH,
+        extra_headers=((b"www-authenticate", b'Bearer realm="customer-graph"'),),
+    )
 
 
 async def _deny_websocket(scope: Scope, send: Send) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,9 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # Who is calling (set by security.py from the request's key); None: not authenticated.
     principal: Principal | None = None
+    # Set when the request runs while the graph confirms its key (security.py): resolves to
+    # whether the key is still valid, with the same scopes. Fields that write or audit await it.
+    confirm_principal: Callable[[], Awaitable[bool]] | None = None
     # The ingestion workers; mutations submit to them and wait for the commit. None (a context
     # built outside the app): mutations write through graph/writes.py directly.
     ingest: WorkerPool | None = None

@@ -61,3 +61,72 @@ async def test_the_development_key_works(driver: AsyncDriver, settings: Settings
         response = await client.post("/graphql", json=QUERY)
     assert response.status_code == 200
     assert "errors" not in response.json()
+
+
+UPSERT = {
+    "query": "mutation ($input: UpsertCustomerInput!) "
+    "{ upsertCustomer(input: $input) { userErrors { code } } }",
+}
+
+
+def _upsert(source: str, source_id: str) -> dict[str, object]:
+    return {**UPSERT, "variables": {"input": {"source": source, "sourceId": source_id}}}
+
+
+async def _records(driver: AsyncDriver, settings: Settings, source_id: str) -> int:
+    records, _, _ = await driver.execute_query(
+        "MATCH (c:Customer {sourceId: $id}) RETURN count(c) AS n",
+        id=source_id,
+        database_=settings.neo4j_database,
+    )
+    n: int = records[0]["n"]
+    return n
+
+
+async def test_a_known_key_revoked_mid_use_gets_401_and_writes_nothing(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    """A key this process has seen valid is checked again beside each request: once revoked,
+    its next read is refused, and its next mutation is refused before it writes."""
+    source = unique("src")
+    key, row = await create_key(driver, settings, scopes=[Scope.READ, Scope.WRITE], source=source)
+    written, refused = unique("ok"), unique("late")
+    auth = {"authorization": f"Bearer {key}"}
+    async with asgi_client(create_app(settings), graphql_key="") as client:
+        first = await client.post("/graphql", json=_upsert(source, written), headers=auth)
+        again = await client.post("/graphql", json=QUERY, headers=auth)
+        await revoke_key(driver, settings.neo4j_database, row.id)
+        mutation = await client.post("/graphql", json=_upsert(source, refused), headers=auth)
+        read = await client.post("/graphql", json=QUERY, headers=auth)
+    assert first.status_code == 200, first.text
+    assert first.json()["data"]["upsertCustomer"]["userErrors"] == []
+    assert again.status_code == 200 and again.json()["data"]["version"]
+    for response in (mutation, read):
+        assert response.status_code == 401, response.text
+        assert "data" not in response.json()
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert await _records(driver, settings, written) == 1
+    assert await _records(driver, settings, refused) == 0
+
+
+async def test_a_known_key_whose_scopes_changed_runs_with_its_new_scopes(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    """If the graph says a known key now has other scopes, the request runs again with them."""
+    source = unique("src")
+    key, row = await create_key(driver, settings, scopes=[Scope.READ, Scope.WRITE], source=source)
+    refused = unique("narrowed")
+    auth = {"authorization": f"Bearer {key}"}
+    async with asgi_client(create_app(settings), graphql_key="") as client:
+        assert (await client.post("/graphql", json=QUERY, headers=auth)).status_code == 200
+        await driver.execute_query(
+            "MATCH (k:ApiKey {id: $id}) SET k.scopes = ['read']",
+            id=row.id,
+            database_=settings.neo4j_database,
+        )
+        mutation = await client.post("/graphql", json=_upsert(source, refused), headers=auth)
+        read = await client.post("/graphql", json=QUERY, headers=auth)
+    assert mutation.status_code == 200, mutation.text
+    assert mutation.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert read.status_code == 200 and read.json()["data"]["version"]
+    assert await _records(driver, settings, refused) == 0
