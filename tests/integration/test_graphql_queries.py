@@ -11,6 +11,7 @@ import pytest_asyncio
 from neo4j import AsyncDriver
 
 from customer_graph.app import create_app
+from customer_graph.graph.constraints import await_search_index
 from customer_graph.graph.records import InteractionIn, WriteBatch
 from customer_graph.settings import Settings
 from tests.helpers import asgi_client, unique
@@ -359,6 +360,8 @@ async def test_search_profiles_with_cursor_pagination(
     company = "Searchco" + unique("s").replace("-", "")
     people = [await seed_person(driver, settings, interactions=0, company=company) for _ in "abc"]
     expected = {gid("Profile", p.profile_id) for p in people}
+    # The search index is eventually consistent: it follows a commit shortly after it.
+    await await_search_index(driver, settings.neo4j_database)
 
     first = (await data(client, SEARCH, q=company.lower(), first=2))["searchProfiles"]
     assert first["totalCount"] == 3  # merged-away profiles are not results
