@@ -17,9 +17,11 @@ HTTP around it, checked by the graphql-http audit suite (tests/e2e/test_graphql_
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 from cross_web import HTTPException, StarletteRequestAdapter
 from graphql import GraphQLError, get_operation_ast, parse
 from graphql import OperationType as GraphQLOperationType
@@ -147,6 +149,15 @@ class GraphQLHTTPView(GraphQL[Context, None]):
         except HTTPException as e:
             response = self.http_error_response(e, media_type or JSON)
         await response(scope, receive, send)
+
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: the websocket transport sends bytes as binary frames, which
+        # graphql-transport-ws clients refuse. Integers beyond 64 bits (possible in a JSON trait)
+        # are beyond orjson; the standard encoder writes them.
+        try:
+            return orjson.dumps(data).decode()
+        except TypeError:
+            return json.dumps(data, separators=(",", ":"))
 
     def http_error_response(self, error: HTTPException, media_type: str) -> Response:
         response = Response(

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+import orjson
 from neo4j import AsyncDriver, AsyncManagedTransaction
 
 from customer_graph.graph.dead_letters import DeadLetterIn, record_dead_letters
@@ -424,5 +425,12 @@ def _dead_letter_in(item: WorkItem, reason: str) -> DeadLetterIn:
 
 
 def payload_json(message: object) -> str:
-    """The JSON kept for a message's dead letter."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str)
+    """The JSON kept for a message's dead letter: compact, UTF-8 text as it came.
+
+    orjson writes it several times faster than the standard encoder, which remains for what
+    orjson cannot write (an integer beyond 64 bits).
+    """
+    try:
+        return orjson.dumps(message, default=str).decode()
+    except TypeError:
+        return json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str)

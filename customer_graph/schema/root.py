@@ -9,6 +9,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from customer_graph import __version__
 from customer_graph.resolvers import mutations, privacy, queries
+from customer_graph.resolvers.execution import LeafFastExecutionContext
 from customer_graph.resolvers.guards import (
     ErrorPolicy,
     GuardedSchema,
@@ -144,6 +145,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         # Parsing and the document-only validation rules are cached per query text; the
         # guards that read variables run every time.
         extensions=[partial(QueryGuards, limits, ValidatedDocuments()), ErrorPolicy],
+        execution_context_class=LeafFastExecutionContext,
     )
 
 

@@ -20,7 +20,7 @@ from customer_graph.ingestion.segment import (
     parse_request,
     replay_item,
 )
-from customer_graph.ingestion.workers import WorkItem
+from customer_graph.ingestion.workers import WorkItem, payload_json
 
 RECEIVED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -323,3 +323,16 @@ def test_gunzip_is_bounded() -> None:
 
 def _args() -> dict[str, Any]:
     return {"kind": None, "source": "web", "received_at": RECEIVED}
+
+
+def test_a_stored_payload_reads_back_as_the_message_was() -> None:
+    message = {
+        "type": "identify",
+        "userId": "u-1",
+        "traits": {"name": "Zoë 李", "big": 2**70, "ratio": 0.1, "tags": ["a", None, True]},
+        "context": {"ip": "203.0.113.9", "nested": {"deep": [1.5e300, -0.0]}},
+    }
+    text = payload_json(message)
+    assert json.loads(text) == message
+    assert "Zoë 李" in text  # UTF-8 as sent, not \\u escapes
+    assert ", " not in text and ": " not in text  # compact: its length is the message's size
