@@ -28,6 +28,7 @@ class Item:
     count: int
     score: float | None
     flags: list[bool]
+    tags: list[str | None]
     data: JSON
     name: str  # non-null: a None here must be graphql-core's error, with its path
 
@@ -43,6 +44,7 @@ GOOD = Item(
     count=3,
     score=None,
     flags=[True, False],
+    tags=["x", None],  # a null item where items may be null
     data={"k": [1, "x"]},
     name="ada",
 )
@@ -53,6 +55,8 @@ ITEMS = [
     dataclasses.replace(GOOD, id="b", kind="not a kind", score=1.5, data=None),
     dataclasses.replace(GOOD, id="c", count=2**40, flags=[]),
     dataclasses.replace(GOOD, id="d", name=None),
+    dataclasses.replace(GOOD, id="e", flags=[True, None]),  # a null item where none may be
+    dataclasses.replace(GOOD, id="f", tags=("a", "b")),  # a tuple is a list too
 ]
 
 
@@ -69,7 +73,7 @@ class Query:
 
 QUERY = """
 {
-  items { __typename id kind at count score flags data name shout(times: 2) alias: count }
+  items { __typename id kind at count score flags tags data name shout(times: 2) alias: count }
   first { ...F kind }
 }
 fragment F on Item { id name at }
@@ -102,9 +106,19 @@ def test_the_short_path_answers_what_graphql_core_answers() -> None:
         "kind": "CALL",
     }
     assert fast["data"]["items"][0]["shout"] == "ADAADA"
-    assert [item is None for item in fast["data"]["items"]] == [False, True, True, True]
+    assert [item is None for item in fast["data"]["items"]] == [
+        False,
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert fast["data"]["items"][0]["tags"] == ["x", None]
+    assert fast["data"]["items"][5]["tags"] == ["a", "b"]
     assert sorted(path for _, path, _ in fast["errors"]) == [
         ("items", 1, "kind"),
         ("items", 2, "count"),
         ("items", 3, "name"),
+        ("items", 4, "flags", 1),
     ]
