@@ -40,10 +40,6 @@ def interaction_type(value: str) -> InteractionType:
         return InteractionType.OTHER
 
 
-def _owner(root: Interaction) -> Owner | None:
-    return Owner.from_row(root.row.owner) if root.row.owner is not None else None
-
-
 async def _deal(
     root: Interaction, info: Info
 ) -> Annotated[Deal, strawberry.lazy("customer_graph.schema.deal")] | None:
@@ -95,7 +91,8 @@ class Interaction(Node):
     message_id: str | None = strawberry.field(
         description="The tracking message that recorded it, if any."
     )
-    owner: Owner | None = strawberry.field(resolver=_owner)
+    # Read with the interaction: a plain field (no resolver call per item of a timeline).
+    owner: Owner | None = strawberry.field(description="The CRM user who owns it, if any.")
     deal: Annotated[Deal, strawberry.lazy("customer_graph.schema.deal")] | None = strawberry.field(
         resolver=_deal, description="The deal it was about, if any."
     )
@@ -125,6 +122,7 @@ class Interaction(Node):
             properties=JSON(row.properties),
             source=row.source,
             message_id=row.message_id,
+            owner=Owner.from_row(row.owner) if row.owner is not None else None,
         )
 
 
