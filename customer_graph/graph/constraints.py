@@ -87,16 +87,16 @@ SHOW_FULLTEXT = "SHOW FULLTEXT INDEXES YIELD name, options RETURN name, options"
 
 
 async def _drop_synchronous_fulltext(driver: AsyncDriver, database: str) -> None:
-    """Drop full-text indexes that earlier versions created synchronous; they are recreated."""
+    """Drop our full-text indexes that an earlier version created synchronous; start-up then
+    creates them again, eventually consistent (searches fail until it has)."""
     records, _, _ = await driver.execute_query(
         SHOW_FULLTEXT, database_=database, routing_=RoutingControl.READ
     )
-    ours = {name for name, _, _ in FULLTEXT_INDEXES}
-    for record in records:
-        config = (record["options"] or {}).get("indexConfig") or {}
-        if record["name"] in ours and config.get(EVENTUALLY_CONSISTENT) is not True:
-            # The name comes from FULLTEXT_INDEXES, never from the database's answer alone.
-            await driver.execute_query(f"DROP INDEX {record['name']} IF EXISTS", database_=database)
+    present = {record["name"]: record["options"] or {} for record in records}
+    for name, _, _ in FULLTEXT_INDEXES:
+        config = present.get(name, {}).get("indexConfig") or {}
+        if name in present and config.get(EVENTUALLY_CONSISTENT) is not True:
+            await driver.execute_query(f"DROP INDEX {name} IF EXISTS", database_=database)
 
 
 async def ensure_schema(driver: AsyncDriver, database: str) -> None:

@@ -102,6 +102,9 @@ class LeafFastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         for response_name, field_details_list in grouped_field_set.items():
             node = field_details_list[0].node
             name = node.name.value
+            if name == "__typename":  # what graphql-core's own resolver answers, always a name
+                leaves[response_name] = parent_type.name
+                continue
             try:
                 plan = plans[name]
             except KeyError:
