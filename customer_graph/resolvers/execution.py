@@ -7,9 +7,10 @@ attribute, yet graphql-core still makes a Path, a resolve-info object and a walk
 generic value completion for each one. Here, when an object's fields are executed, such a field
 whose value is present is read and serialized directly, with the same two calls graphql-core
 would make (Strawberry's resolver, then the leaf type's output coercion, item by item for a list
-of leaves); graphql-core executes the other fields, and the two parts are put back in the order
-the query asked for. On the profile page (about 300 fields, more than half of them plain leaves)
-this took 9% off the API's CPU time per request.
+of leaves), and `__typename` is answered with the object's type name as graphql-core's own
+resolver answers it; graphql-core executes the other fields, and the two parts are put back in
+the order the query asked for. On the profile page (about 300 fields, more than half of them
+plain leaves) this took 9% off the API's CPU time per request.
 
 Anything else goes the ordinary way: fields with a resolver or arguments, objects, lists of
 lists, any value that is absent or holds a null item (so a null in a non-null position gets
