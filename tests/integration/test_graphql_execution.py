@@ -1,5 +1,6 @@
-"""The API's execution (with its short path for plain leaves) answers the profile page exactly as
-graphql-core's own execution does, on data written by the real write path."""
+"""What the API answers, on data written by the real write path: its execution (with its short
+path for plain leaves) gives the profile page exactly as graphql-core's own execution does, and
+its response encoding keeps every value exact."""
 
 from __future__ import annotations
 
