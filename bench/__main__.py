@@ -54,6 +54,7 @@ from bench.api import (
     run_interleaved,
     run_load,
 )
+from bench.cpu import CpuMeter, cpu_summary
 from bench.generator import (
     Dataset,
     GeneratorConfig,
@@ -329,6 +330,7 @@ class Run:
     record_profiles: dict[str, str]
     profiles_dir: Path
     out: Path
+    neo4j_pid: int | None = None  # the bench Neo4j's JVM, for CPU accounting
     profile: bool = True
     only: frozenset[str] = frozenset()  # figure names to run (loading always runs); empty: all
 
@@ -369,16 +371,10 @@ async def profile_targets(run: Run, n: int) -> tuple[list[str], list[tuple[str, 
     return ids[:n], emails[:n]
 
 
-async def measure_page(
+def page_calls(
     run: Run,
-    ids: list[str],
-    requests: int,
-    concurrency: int,
-    extra: dict[str, Callable[[str], Awaitable[bool]]] | None = None,
-) -> dict[str, LoadResult]:
-    """The profile page over HTTP ("http") and the floor by hand-written Cypher ("floor"), the
-    same ids. With one client they take turns request by request (with `extra` calls, if any);
-    with more, each runs its own closed loop."""
+) -> tuple[Callable[[str], Awaitable[bool]], Callable[[str], Awaitable[bool]]]:
+    """One profile page over HTTP, and the same by the hand-written Cypher floor."""
     document = profile_page_document()
 
     async def over_http(pid: str) -> bool:
@@ -391,6 +387,31 @@ async def measure_page(
         ok: bool = await floor_fn(run.driver, run.settings.neo4j_database, pid)
         return ok
 
+    return over_http, by_cypher
+
+
+async def page_cpu(run: Run, ids: list[str], requests: int) -> dict[str, Any]:
+    """CPU per profile page (one client): over HTTP, then the same pages by the floor."""
+    meter = CpuMeter({"api": run.api.pid, "neo4j": run.neo4j_pid, "bench": os.getpid()})
+    out: dict[str, Any] = {}
+    for name, call in zip(("http", "floor"), page_calls(run), strict=True):
+        meter.start()
+        load = await run_load(call, ids, requests, 1, warmup=0)
+        out[name] = cpu_summary(meter.stop(), load.requests, load.seconds)
+    return out
+
+
+async def measure_page(
+    run: Run,
+    ids: list[str],
+    requests: int,
+    concurrency: int,
+    extra: dict[str, Callable[[str], Awaitable[bool]]] | None = None,
+) -> dict[str, LoadResult]:
+    """The profile page over HTTP ("http") and the floor by hand-written Cypher ("floor"), the
+    same ids. With one client they take turns request by request (with `extra` calls, if any);
+    with more, each runs its own closed loop."""
+    over_http, by_cypher = page_calls(run)
     limit = run.size.max_seconds
     if concurrency == 1:
         calls = {"http": over_http, "floor": by_cypher, **(extra or {})}
@@ -491,6 +512,8 @@ async def fig_profile_page(run: Run) -> None:
         by_clients[str(clients)] = row
         log(f"profile page, {clients} clients: {json.dumps(row)}")
     one = by_clients["1"]
+    cpu = await page_cpu(run, ids, run.size.page_requests)
+    log(f"profile page CPU per request: {json.dumps(cpu)}")
     run.results["profile_page"] = {
         "records": _records(run),
         "p50_ms": one["p50_ms"],
@@ -504,6 +527,7 @@ async def fig_profile_page(run: Run) -> None:
         "floor_autocommit_p50_ms": one["floor_autocommit_p50_ms"],
         "p50_ratio_to_autocommit_floor": one["p50_ratio_to_autocommit_floor"],
         "by_clients": by_clients,
+        "cpu": cpu,
     }
 
 
@@ -620,7 +644,12 @@ def _cli_env(settings: Settings) -> dict[str, str]:
 
 async def fig_ingest(run: Run) -> None:
     """identify, then track/page events through POST /v1/batch (100 per batch, 8 clients), and
-    the floor: the same customers and identifiers (and interactions) by one UNWIND MERGE each."""
+    the floor: the same customers and identifiers (and interactions) by one UNWIND MERGE each.
+
+    Both are warmed up first on data of their own (untimed), so that what is measured is the
+    steady state of a server that has been running, not Neo4j's JIT compiling its write path;
+    the share of Neo4j's CPU that still went to the JIT compiler is reported beside each figure.
+    """
     run.require_api()
     config = GeneratorConfig(
         records=run.size.ingest_people * 2,
@@ -633,23 +662,34 @@ async def fig_ingest(run: Run) -> None:
         heavy_people=0,
         super_connectors=0,
     )
+    meter = CpuMeter({"api": run.api.pid, "neo4j": run.neo4j_pid, "bench": os.getpid()})
+    warm = replace(config, records=config.records // 2, seed=43, prefix="ingw-", block=6)
+    t0 = time.perf_counter()
+    for group in _by_kind(list(segment_messages(generate(warm)))):
+        batches = _chunks(group, 100)
+        await run_load(_ingest_sender(run, {}), batches, len(batches), 8, warmup=0)
+    await floors.raw_merge(
+        run.driver, run.settings.neo4j_database, generate(replace(warm, prefix="ingfw-", block=3))
+    )
+    warmup_s = round(time.perf_counter() - t0, 1)
+    log(f"ingest warm-up: {warmup_s} s")
+
     data = generate(config)
-    messages = list(segment_messages(data))
-    identifies = [m for m in messages if m["type"] == "identify"]
-    tracks = [m for m in messages if m["type"] != "identify"]
-    out: dict[str, Any] = {"batch_size": 100, "clients": 8}
+    identifies, tracks = _by_kind(list(segment_messages(data)))
+    out: dict[str, Any] = {"batch_size": 100, "clients": 8, "warmup_seconds": warmup_s}
     for name, group in (("identify", identifies), ("track", tracks)):
-        batches = [group[i : i + 100] for i in range(0, len(group), 100)]
+        batches = _chunks(group, 100)
         statuses: dict[int, int] = {}
-
-        async def send(batch: list[dict[str, Any]], statuses: dict[int, int] = statuses) -> bool:
-            status, _ = await run.http.post_json("/v1/batch", {"batch": batch})
-            statuses[status] = statuses.get(status, 0) + 1
-            return status == 200
-
+        meter.start()
         load = await run_load(
-            send, batches, len(batches), 8, warmup=0, max_seconds=run.size.max_seconds * 2
+            _ingest_sender(run, statuses),
+            batches,
+            len(batches),
+            8,
+            warmup=0,
+            max_seconds=run.size.max_seconds * 2,
         )
+        used = meter.stop()
         sent = batches[: load.requests]
         ok_share = (load.requests - load.errors) / load.requests if load.requests else 0.0
         accepted = sum(len(b) for b in sent) * ok_share
@@ -660,10 +700,15 @@ async def fig_ingest(run: Run) -> None:
             "batch_p50_ms": round(percentile(load.latencies_ms, 50), 1),
             "batch_p95_ms": round(percentile(load.latencies_ms, 95), 1),
             "statuses": {str(k): v for k, v in statuses.items()},
+            "cpu": cpu_summary(used, sum(len(b) for b in sent), load.seconds),
         }
         log(f"ingest {name}: {json.dumps(out[name])}")
     floor_data = generate(replace(config, prefix="ingf-", block=5))
+    meter.start()
     floor = await floors.raw_merge(run.driver, run.settings.neo4j_database, floor_data)
+    used = meter.stop()
+    floor_events = floor["customers"] + floor["interactions"]
+    floor["cpu"] = cpu_summary(used, floor_events, floor_events / floor["events_per_s"])
     out["floor"] = floor
     total_events = out["identify"]["events"] + out["track"]["events"]
     total_seconds = out["identify"]["seconds"] + out["track"]["seconds"]
@@ -678,6 +723,27 @@ async def fig_ingest(run: Run) -> None:
         out["identify"]["events_per_s"] / floor["customers_per_s"], 3
     )
     run.results["ingest"] = out
+
+
+def _by_kind(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """identify messages, then the rest (track and page), each in generated order."""
+    identifies = [m for m in messages if m["type"] == "identify"]
+    return identifies, [m for m in messages if m["type"] != "identify"]
+
+
+def _chunks(items: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _ingest_sender(
+    run: Run, statuses: dict[int, int]
+) -> Callable[[list[dict[str, Any]]], Awaitable[bool]]:
+    async def send(batch: list[dict[str, Any]]) -> bool:
+        status, _ = await run.http.post_json("/v1/batch", {"batch": batch})
+        statuses[status] = statuses.get(status, 0) + 1
+        return status == 200
+
+    return send
 
 
 async def fig_profiles(run: Run) -> None:
@@ -926,6 +992,7 @@ async def main_async(
                 {},
                 profiles_dir=(plots_dir or _work_dir()) / "profiles",
                 out=out,
+                neo4j_pid=local.pid(),
                 profile=profile,
                 only=only,
             )

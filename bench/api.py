@@ -103,6 +103,10 @@ class ApiServer:
             time.sleep(0.3)
         raise RuntimeError(f"the API was not ready after {timeout:.0f}s; see {self.log_file}")
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
