@@ -29,6 +29,7 @@ from customer_graph.ingestion.metrics import metrics_endpoint
 from customer_graph.ingestion.workers import WorkerPool
 from customer_graph.logging import configure_logging, install_redaction
 from customer_graph.resolvers.context import Context
+from customer_graph.runtime import tune_garbage_collection
 from customer_graph.schema.root import build_schema
 from customer_graph.security import authenticate_connection, loads_bounded, security_middleware
 from customer_graph.settings import Settings, get_settings
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        tune_garbage_collection(settings.gc_gen0_threshold)  # after the schema is built
         driver = open_driver(settings)
         ingest = WorkerPool.for_neo4j(driver, settings)
         ingest.start()

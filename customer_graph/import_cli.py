@@ -36,6 +36,7 @@ from customer_graph.ingestion.importers.runner import (
     ImportSummary,
     run_import,
 )
+from customer_graph.runtime import tune_garbage_collection
 from customer_graph.settings import Settings, get_settings
 
 console = Console(stderr=True)
@@ -144,6 +145,7 @@ def import_command(
         extras=extra_columns,
     )
     settings = get_settings()
+    tune_garbage_collection(settings.gc_gen0_threshold)
     try:
         summary = asyncio.run(_run(settings, options, show_progress))
     except (LayoutError, ReaderError) as e:
