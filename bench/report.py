@@ -98,6 +98,21 @@ def render(results: dict[str, Any], plots: str | None = None) -> str:
                 ],
             )
         )
+        cpu_rows = [
+            _cpu_row(label, part.get("cpu"))
+            for label, part in (
+                ("identify", ingest["identify"]),
+                ("track + page", ingest["track"]),
+                ("floor (all)", floor),
+            )
+            if part.get("cpu")
+        ]
+        if cpu_rows:
+            out.append(
+                "\nCPU per event (µs) and cores kept busy, per process; Neo4j's JIT compiler "
+                f"apart (after a {_fmt(ingest.get('warmup_seconds'))} s warm-up):\n"
+            )
+            out.append(_table(CPU_HEADER, cpu_rows))
         out.append(f"\n![ingest]({plots}/ingest.png)")
     imp = results.get("import")
     if imp:
@@ -130,6 +145,15 @@ def render(results: dict[str, Any], plots: str | None = None) -> str:
         ]
         header = ["clients", "p50 ms", "p95 ms", "p99 ms", "req/s", "floor p50", "floor p95"]
         out.append(_table([*header, "floor req/s", "p50 ratio"], rows))
+        cpu = page.get("cpu")
+        if cpu:
+            out.append("\nCPU per page (µs) and cores kept busy, one client, per process:\n")
+            out.append(
+                _table(
+                    CPU_HEADER,
+                    [_cpu_row(label, cpu.get(name)) for name, label in CPU_PAGE_ROWS],
+                )
+            )
         out.append(f"\n![profile page]({plots}/profile_page.png)")
     long_list = results.get("long_list")
     if long_list:
@@ -256,6 +280,34 @@ def render(results: dict[str, Any], plots: str | None = None) -> str:
         rows = [[k, " ".join(v.split())[:300].replace("|", "/")] for k, v in errors.items()]
         out.append(_table(["figure", "why"], rows))
     return "\n\n".join(out) + "\n"
+
+
+CPU_HEADER = [
+    "what",
+    "API µs",
+    "API cores",
+    "Neo4j µs",
+    "Neo4j cores",
+    "Neo4j JIT share",
+    "Neo4j µs without JIT",
+    "bench process µs",
+]
+CPU_PAGE_ROWS = (("http", "over HTTP"), ("floor", "floor (driver in the bench process)"))
+
+
+def _cpu_row(label: str, cpu: dict[str, Any] | None) -> list[Any]:
+    cpu = cpu or {}
+    api, neo4j, bench = cpu.get("api", {}), cpu.get("neo4j", {}), cpu.get("bench", {})
+    return [
+        label,
+        api.get("cpu_us_per_unit"),
+        api.get("cores_busy"),
+        neo4j.get("cpu_us_per_unit"),
+        neo4j.get("cores_busy"),
+        neo4j.get("jit_share"),
+        neo4j.get("cpu_us_per_unit_without_jit"),
+        bench.get("cpu_us_per_unit"),
+    ]
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
