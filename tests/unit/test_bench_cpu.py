@@ -18,11 +18,15 @@ def _spin(seconds: float) -> None:
 
 def test_a_busy_loop_shows_in_the_meter_of_its_own_process() -> None:
     meter = CpuMeter({"self": os.getpid(), "absent": None})
+    started = time.perf_counter()
     meter.start()
     _spin(0.3)
     used = meter.stop()
+    wall = time.perf_counter() - started
     assert set(used) == {"self"}
-    assert 0.25 <= used["self"].total_s <= 1.0
+    # Other threads of this process may run meanwhile, but no process can use more CPU than
+    # its wall time on every core.
+    assert 0.25 <= used["self"].total_s <= wall * (os.cpu_count() or 1) + 0.05
     assert used["self"].jit_s == 0.0
 
 
