@@ -334,6 +334,10 @@ class Run:
     profile: bool = True
     only: frozenset[str] = frozenset()  # figure names to run (loading always runs); empty: all
 
+    def cpu_meter(self) -> CpuMeter:
+        """CPU of the API process, the bench Neo4j and this process (bench/cpu.py)."""
+        return CpuMeter({"api": self.api.pid, "neo4j": self.neo4j_pid, "bench": os.getpid()})
+
     def require_api(self) -> None:
         if not self.api.running():
             raise RuntimeError(f"the API is not running: {_tail(self.api.log_file)}")
@@ -392,7 +396,7 @@ def page_calls(
 
 async def page_cpu(run: Run, ids: list[str], requests: int) -> dict[str, Any]:
     """CPU per profile page (one client): over HTTP, then the same pages by the floor."""
-    meter = CpuMeter({"api": run.api.pid, "neo4j": run.neo4j_pid, "bench": os.getpid()})
+    meter = run.cpu_meter()
     out: dict[str, Any] = {}
     for name, call in zip(("http", "floor"), page_calls(run), strict=True):
         meter.start()
@@ -662,7 +666,7 @@ async def fig_ingest(run: Run) -> None:
         heavy_people=0,
         super_connectors=0,
     )
-    meter = CpuMeter({"api": run.api.pid, "neo4j": run.neo4j_pid, "bench": os.getpid()})
+    meter = run.cpu_meter()
     warm = replace(config, records=config.records // 2, seed=43, prefix="ingw-", block=6)
     t0 = time.perf_counter()
     for group in _by_kind(list(segment_messages(generate(warm)))):
