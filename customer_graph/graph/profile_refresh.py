@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
+import orjson
 from neo4j import AsyncManagedTransaction
 
 from customer_graph.graph.normalize import normalize_email, normalize_phone
@@ -39,9 +40,27 @@ SET p.traits = row.traits, p.displayName = row.displayName, p.email = row.email,
 """
 
 
+# Sorted keys; dates, times and dataclasses through `str`, as anything else orjson does not know.
+_CANONICAL: Final = (
+    orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
 def dumps(value: Any) -> str:
-    """Canonical JSON, so equal traits are equal strings (and replays change nothing)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    """Canonical JSON, so equal traits are equal strings (and replays change nothing).
+
+    Every write encodes each of its records' traits and their times, and every profile it
+    refreshes: orjson does it in a tenth of the standard encoder's time. Text is UTF-8 as it
+    came (no `\\u` escapes), and a number that is not finite (NaN, Infinity: not JSON) is
+    null. Values with integers beyond 64 bits are beyond orjson; the standard encoder writes
+    them (one value always takes the same path, so its text stays canonical).
+    """
+    try:
+        return orjson.dumps(value, default=str, option=_CANONICAL).decode()
+    except TypeError:
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        )
 
 
 def loads_map(text: str | None) -> dict[str, Any]:
