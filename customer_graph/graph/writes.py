@@ -95,12 +95,12 @@ CALL () {
   OPTIONAL MATCH (c)-[:RESOLVES_TO]->(p:Profile)
   WITH c, p, row, row.withTraits OR p IS NULL AS withTraits,
        [(c)-[h:HAS_IDENTIFIER]->(i) WHERE i.key IN row.identifiers |
-        {key: i.key, matched: h.matched,
+        {key: i.key, matched: h.matched, element: elementId(h),
          firstSeen: toString(h.firstSeen), lastSeen: toString(h.lastSeen)}] AS edges
   WITH c, p, row, withTraits, edges, [e IN edges WHERE e.matched IS NOT NULL | e.key] AS held
   WITH c, p, withTraits, edges, [k IN row.identifiers WHERE NOT k IN held] AS pending
   RETURN collect({
-    key: c.key, profileId: p.id, seenAt: toString(c.seenAt),
+    key: c.key, element: elementId(c), profileId: p.id, seenAt: toString(c.seenAt),
     traits: CASE WHEN withTraits THEN c.traits END,
     traitTimes: CASE WHEN withTraits THEN c.traitTimes END,
     edges: edges
@@ -123,7 +123,8 @@ CALL (pendingLists) {
     ON CREATE SET i.type = $identifierInfo[k].type, i.value = $identifierInfo[k].value,
                   i.blocked = false
   SET i.type = i.type
-  RETURN collect(k) AS pendingKeys, collect(CASE WHEN i.blocked THEN k END) AS blocked
+  RETURN collect(k) AS pendingKeys, collect(CASE WHEN i.blocked THEN k END) AS blocked,
+         collect([k, elementId(i)]) AS pendingElements
 }
 """
 
@@ -206,12 +207,15 @@ LOCK_AND_READ_NEIGHBOURHOOD = (
         "profile_scope": "locked",
         "profiles": "locked",
     }
-    + "RETURN blocked, locked, records, identifiers, profiles\n"
+    + "RETURN blocked, pendingElements, locked, records, identifiers, profiles\n"
 )
 
+# The decisions find what the first statement locked by element id (`elementId(c)`), not by
+# key: a seek by id reads no index and takes no index entry lock. An element id is stable
+# within a transaction, and these nodes and edges are locked or were created by it.
 UPDATE_CUSTOMERS = """
 UNWIND $customerRows AS row
-MATCH (c:Customer {key: row.key})
+MATCH (c:Customer) WHERE elementId(c) = row.node
 SET c.traits = coalesce(row.traits, c.traits),
     c.traitTimes = coalesce(row.traitTimes, c.traitTimes),
     c.seenAt = datetime(row.seenAt), c.updatedAt = $now
@@ -221,8 +225,8 @@ SET c.traits = coalesce(row.traits, c.traits),
 # read that found the edge missing, and nobody adds an edge to a record without that lock.
 CREATE_EDGES = """
 UNWIND $newEdges AS row
-MATCH (c:Customer {key: row.customer})
-MATCH (i:Identifier {key: row.identifier})
+MATCH (c:Customer) WHERE elementId(c) = row.customerNode
+MATCH (i:Identifier) WHERE elementId(i) = row.identifierNode
 CREATE (c)-[:HAS_IDENTIFIER {firstSeen: datetime(row.firstSeen),
                              lastSeen: datetime(row.lastSeen), matched: row.matched}]->(i)
 """
@@ -231,7 +235,7 @@ CREATE (c)-[:HAS_IDENTIFIER {firstSeen: datetime(row.firstSeen),
 # keep their decision, if they have one.
 WIDEN_EDGES = """
 UNWIND $widenedEdges AS row
-MATCH (:Customer {key: row.customer})-[h:HAS_IDENTIFIER]->(:Identifier {key: row.identifier})
+MATCH ()-[h:HAS_IDENTIFIER]->() WHERE elementId(h) = row.edge
 SET h.firstSeen = datetime(row.firstSeen), h.lastSeen = datetime(row.lastSeen),
     h.matched = coalesce(h.matched, row.matched)
 """
@@ -242,8 +246,8 @@ UNWIND $newProfiles AS row
 CREATE (p:Profile {id: row.id, createdAt: $now, updatedAt: $now})
 SET p += row.fields
 WITH p, row
-UNWIND row.records AS key
-MATCH (c:Customer {key: key})
+UNWIND row.records AS node
+MATCH (c:Customer) WHERE elementId(c) = node
 CREATE (c)-[:RESOLVES_TO]->(p)
 """
 
@@ -281,7 +285,7 @@ CALL (s, l) {
 # CREATE_PROFILES; new records joining existing profiles are assigned here.
 ASSIGN_RECORDS = """
 UNWIND $assignments AS row
-MATCH (c:Customer {key: row.key})
+MATCH (c:Customer) WHERE elementId(c) = row.node
 MATCH (p:Profile {id: row.profileId})
 OPTIONAL MATCH (c)-[old:RESOLVES_TO]->(q:Profile)
 WHERE q <> p
@@ -363,6 +367,7 @@ class _Neighbourhood:
     records: dict[str, Mapping[str, Any]]
     identifier_profiles: dict[str, list[str]]
     profiles: dict[str, ProfileState]
+    identifier_nodes: dict[str, str]  # element ids of the identifiers the batch locked
 
 
 async def _lock_and_read(
@@ -399,6 +404,7 @@ async def _lock_and_read(
     )
     row = await result.single(strict=True)
     usable = {i.key for i in identifiers} - set(row["blocked"])
+    identifier_nodes = dict(row["pendingElements"])
     identifier_keys = sorted(usable)
     # Read under the locks of the profiles found just before: unless a concurrent merge moved
     # records meanwhile, that is all there is to lock, and the loop ends at once.
@@ -449,7 +455,7 @@ async def _lock_and_read(
             created_at=created,
             values={t: frozenset(vs) for t, vs in values.items()},
         )
-    return usable, _Neighbourhood(records, ident_profiles, states)
+    return usable, _Neighbourhood(records, ident_profiles, states, identifier_nodes)
 
 
 @dataclass(slots=True)
@@ -457,6 +463,7 @@ class _RecordPlan:
     """What to write for one record, before resolution decides the new edges."""
 
     profile_id: str | None
+    node: str  # the record's element id
     pending: tuple[Identifier, ...] = ()
     edges: list[dict[str, Any]] = field(default_factory=list)  # new edges
     widened: list[dict[str, Any]] = field(default_factory=list)  # existing edges, new times
@@ -467,11 +474,15 @@ class _RecordPlan:
 
 
 def _plan_record(
-    rec: _Record, current: Mapping[str, Any], usable: set[str], now: datetime
+    rec: _Record,
+    current: Mapping[str, Any],
+    usable: set[str],
+    identifier_nodes: Mapping[str, str],
+    now: datetime,
 ) -> _RecordPlan:
     """Compare a batch record with what is stored; plan only real changes, so replays (even of
     writes without a time, which take `now`) write nothing."""
-    plan = _RecordPlan(profile_id=current["profileId"])
+    plan = _RecordPlan(profile_id=current["profileId"], node=current["element"])
     edges = {e["key"]: e for e in current["edges"]}
     pending: list[Identifier] = []
     for k, ident in rec.identifiers.items():
@@ -484,6 +495,8 @@ def _plan_record(
                 {
                     "customer": rec.key,
                     "identifier": k,
+                    "customerNode": plan.node,
+                    "identifierNode": identifier_nodes[k],
                     "firstSeen": first.isoformat(),
                     "lastSeen": last.isoformat(),
                 }
@@ -506,6 +519,7 @@ def _plan_record(
                 {
                     "customer": rec.key,
                     "identifier": k,
+                    "edge": edge["element"],
                     "firstSeen": new_first.isoformat(),
                     "lastSeen": new_last.isoformat(),
                     "undecided": undecided,
@@ -537,7 +551,7 @@ def _plan_record(
         plan.trait_times = dumps({k: v.isoformat() for k, v in times.items()})
     if traits_changed or new_seen != seen:
         plan.customer = {
-            "key": rec.key,
+            "node": plan.node,
             "traits": plan.traits if traits_changed else None,
             "traitTimes": plan.trait_times if traits_changed else None,
             "seenAt": iso(new_seen),
@@ -590,7 +604,9 @@ async def _write_customers(
     dirty_records: set[str] = set()
     plans: dict[str, _RecordPlan] = {}
     for rec in recs:
-        plan = plans[rec.key] = _plan_record(rec, hood.records[rec.key], usable, now)
+        plan = plans[rec.key] = _plan_record(
+            rec, hood.records[rec.key], usable, hood.identifier_nodes, now
+        )
         if plan.pending or plan.profile_id is None:
             states.append(RecordState(rec.key, plan.profile_id, plan.pending, rec.message_id))
         edge_rows.extend(plan.edges)
@@ -606,6 +622,8 @@ async def _write_customers(
     for row in [*edge_rows, *(w for w in widened_rows if w.pop("undecided"))]:
         # Edges to blocked identifiers never match.
         row["matched"] = decision.matched.get((row["customer"], row["identifier"]), False)
+    for row in [*edge_rows, *widened_rows]:
+        del row["customer"], row["identifier"]  # the statement finds them by element id
     await _apply(
         tx,
         decision,
@@ -674,7 +692,7 @@ def _new_profile_rows(
         rows.append(
             {
                 "id": pid,
-                "records": [r.key for r in group],
+                "records": [plans[r.key].node for r in group],
                 "fields": profile_fields(records, contacts, config),
             }
         )
@@ -706,7 +724,7 @@ async def _apply(
     ]
     new = set(decision.new_profile_ids)
     assignments = [
-        {"key": key, "profileId": pid}
+        {"node": hood.records[key]["element"], "profileId": pid}
         for key, pid in decision.record_profiles.items()
         if hood.records[key]["profileId"] is None and pid not in new
     ]
