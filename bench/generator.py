@@ -91,6 +91,9 @@ class GeneratorConfig:
     seed: int = 7
     prefix: str = ""  # namespaces every id, so several data sets can share one graph
     block: int = 0  # phone numbers of data sets with different blocks never collide (0-7)
+    # Phone serials start here within the block, so that data sets of one block with offsets
+    # 20 x records apart share no number either (bench/__main__.py's warm-up rounds).
+    phone_offset: int = 0
     p_web: float = 0.7
     p_crm: float = 0.5
     p_app: float = 0.35
@@ -207,7 +210,7 @@ class _Gen:
 
     def phone(self, serial: int) -> str:
         """A valid US number (E.164), distinct for each serial within the config's `block`."""
-        n = self.c.block * PHONE_BLOCK + serial % PHONE_BLOCK
+        n = self.c.block * PHONE_BLOCK + (self.c.phone_offset + serial) % PHONE_BLOCK
         area = AREA_CODES[n % len(AREA_CODES)]
         rest = n // len(AREA_CODES)
         return f"+1{area}{200 + (rest // 10_000) % 800}{rest % 10_000:04d}"

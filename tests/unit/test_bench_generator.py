@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from bench.generator import (
@@ -142,6 +143,16 @@ def test_data_sets_with_other_prefix_and_block_share_no_identifier() -> None:
     keys_b = {k for idents in b.link_keys.values() for k in idents}
     assert not keys_a & keys_b
     assert not set(a.truth) & set(b.truth)
+
+
+def test_data_sets_of_one_block_with_offsets_apart_share_no_identifier() -> None:
+    base = GeneratorConfig(records=400, seed=1, block=6, super_connectors=0, heavy_people=0)
+    a = generate(replace(base, prefix="a-"))
+    b = generate(replace(base, prefix="b-", phone_offset=20 * base.records))
+    keys_a = {k for idents in a.link_keys.values() for k in idents}
+    keys_b = {k for idents in b.link_keys.values() for k in idents}
+    assert any(k.startswith("phone:") for k in keys_a)
+    assert not keys_a & keys_b
 
 
 def test_generated_phones_and_emails_normalize_to_their_link_keys() -> None:
