@@ -737,8 +737,9 @@ async def fig_ingest(run: Run) -> None:
 
 
 async def _warm_ingestion(run: Run, config: GeneratorConfig) -> dict[str, Any]:
-    """Rounds of identify, then track and page events over HTTP, on data sets of their own,
-    until the JIT compiler's share of Neo4j's CPU in a round is under WARM_JIT_SHARE.
+    """Rounds of identify, then track and page events over HTTP, on data sets of their own
+    (ids, message ids and phone numbers apart from each other's and the measured data's), until
+    the JIT compiler's share of Neo4j's CPU in a round is under WARM_JIT_SHARE.
 
     A freshly started JVM on two cores keeps compiling Neo4j's hot code for tens of seconds
     of load, on the same cores as the queries; a server that has been running does not.
@@ -751,13 +752,17 @@ async def _warm_ingestion(run: Run, config: GeneratorConfig) -> dict[str, Any]:
         round_config = replace(
             config,
             records=WARM_ROUND_RECORDS,
+            seed=config.seed + 1_000 * n,  # message ids come from the seed
             prefix=f"ingw{n}-",
             phone_offset=n * 20 * WARM_ROUND_RECORDS,
         )
         meter.start()
+        statuses: dict[int, int] = {}
         for group in _by_kind(list(segment_messages(generate(round_config)))):
             batches = _chunks(group, 100)
-            await run_load(_ingest_sender(run, {}), batches, len(batches), 8, warmup=0)
+            await run_load(_ingest_sender(run, statuses), batches, len(batches), 8, warmup=0)
+        if set(statuses) != {200}:
+            raise RuntimeError(f"ingestion warm-up round {n} got statuses {statuses}")
         neo4j = meter.stop().get("neo4j")
         share = neo4j.jit_s / neo4j.total_s if neo4j and neo4j.total_s else 0.0
         shares.append(round(share, 3))
