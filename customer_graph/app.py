@@ -59,6 +59,7 @@ class GraphQLApp(GraphQLHTTPView):
             settings=state.settings,
             principal=principal,
             confirm_principal=getattr(request.state, "confirm_principal", None),
+            key_check=getattr(request.state, "key_check", None),
             request=request,
             ingest=state.ingest,
         )

@@ -104,7 +104,11 @@ async def authenticate(
         return None
     if settings.dev_key and hmac.compare_digest(key.encode(), settings.dev_key.encode()):
         return DEV_PRINCIPAL
-    row = await key_store.find_key(driver, settings.neo4j_database, hash_key(key))
+    return principal_of(await key_store.find_key(driver, settings.neo4j_database, hash_key(key)))
+
+
+def principal_of(row: ApiKeyRow | None) -> Principal | None:
+    """The principal of a stored key; None for no key or a revoked one."""
     if row is None or row.revoked:
         return None
     return Principal(key_id=row.id, scopes=_scopes(row.scopes), source=row.source)

@@ -21,6 +21,7 @@ import json
 import re
 import zlib
 from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Mapping
 from itertools import accumulate
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs
@@ -38,8 +39,10 @@ from customer_graph.auth import (
     authenticate,
     hash_key,
     key_from_authorization,
+    principal_of,
 )
 from customer_graph.graph.errors import GraphUnavailableError
+from customer_graph.graph.keys import key_row
 from customer_graph.settings import Settings
 
 GRAPHQL_PATH: Final = "/graphql"
@@ -277,6 +280,74 @@ def _needs_key(scope: Scope) -> bool:
     return scope.get("method") == "POST"
 
 
+class KeyConfirmation:
+    """The graph's answer, for one request, about a key this process has seen valid.
+
+    It comes from the first of: a read of the request that carries the key's lookup in its own
+    statement (the profile page does: graph/reads.py `KeyCheck`), so that the request costs one
+    round trip instead of two; a lookup of its own, started beside the request's first read
+    that does not carry it; or a lookup started when the answer is needed and no read has
+    asked yet (a request that reads nothing), or when the read that claimed it failed.
+    """
+
+    def __init__(self, key_hash: str, lookup: Callable[[], Awaitable[Principal | None]]) -> None:
+        self.key_hash = key_hash
+        self._lookup = lookup
+        self._claimed = False
+        self._task: asyncio.Future[None] | None = None
+        self.answer: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
+
+    def claim(self) -> str | None:
+        if self._claimed:
+            return None
+        self._claimed = True
+        return self.key_hash
+
+    def carried(self, key: Mapping[str, Any] | None) -> None:
+        if not self.answer.done():
+            self.answer.set_result(principal_of(key_row(key) if key is not None else None))
+
+    def not_carried(self) -> None:
+        self._start()
+
+    def look_up(self) -> None:
+        if not self._claimed:
+            self._claimed = True
+            self._start()
+
+    async def principal(self) -> Principal | None:
+        """The key's principal now (None: unknown or revoked); GraphUnavailableError if the
+        graph cannot say. Cancelling the caller does not cancel the lookup."""
+        self.look_up()
+        return await asyncio.shield(self.answer)
+
+    async def close(self) -> None:
+        """At the end of the request: let a lookup in flight end, drop an answer never needed."""
+        if self._task is not None and not self._task.done():
+            await asyncio.wait([self._task])
+        if not self.answer.done():
+            self.answer.cancel()
+        elif not self.answer.cancelled():
+            self.answer.exception()  # retrieved here, whatever became of the request
+
+    def _start(self) -> None:
+        if self._task is None and not self.answer.done():
+            self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        try:
+            principal = await self._lookup()
+        except asyncio.CancelledError:
+            self.answer.cancel()
+            raise
+        except Exception as e:  # handed to whoever awaits the answer
+            if not self.answer.done():
+                self.answer.set_exception(e)
+        else:
+            if not self.answer.done():
+                self.answer.set_result(principal)
+
+
 class GraphQLAuthMiddleware:
     """Authenticates every GraphQL request by its key (`Authorization: Bearer <key>`).
 
@@ -289,7 +360,9 @@ class GraphQLAuthMiddleware:
     instead of before it (`_verify_beside`): the request runs with the principal it had, and
     nothing of its answer leaves, nor does any field that writes or audits run (their
     permissions await `confirm_principal`), until the graph has confirmed the key. A key revoked
-    meanwhile gets the same 401 as before, and the answer computed for it is dropped.
+    meanwhile gets the same 401 as before, and the answer computed for it is dropped. The
+    confirmation rides on the request's first read when that read can carry it
+    (`KeyConfirmation`).
     """
 
     def __init__(self, app: ASGIApp, remembered: int = REMEMBERED_KEYS) -> None:
@@ -342,13 +415,13 @@ class GraphQLAuthMiddleware:
         self, scope: Scope, receive: Receive, send: Send, key: str, seen: Principal
     ) -> None:
         """Run the request with `seen` while the graph confirms the key; answer only then."""
-        lookup = asyncio.ensure_future(_authenticate(scope, key))
+        check = KeyConfirmation(hash_key(key), lambda: _authenticate(scope, key))
         verdict: list[bool] = []
 
         async def confirm() -> bool:
             if not verdict:
                 try:
-                    verdict.append(await asyncio.shield(lookup) == seen)
+                    verdict.append(await check.principal() == seen)
                 except GraphUnavailableError:
                     verdict.append(False)
             return verdict[0]
@@ -367,22 +440,20 @@ class GraphQLAuthMiddleware:
         state = _principal_state(scope)
         state["principal"] = seen
         state["confirm_principal"] = confirm
+        state["key_check"] = check
         try:
             await self.app(scope, recording_receive, confirmed_send)
             if await confirm():
                 return
         finally:
-            if not lookup.done():
-                await asyncio.wait([lookup])
-            if not lookup.cancelled():
-                lookup.exception()  # retrieved here, whatever became of the request
+            await check.close()
         # Not confirmed: nothing was sent. Answer as a first sight of the key would.
-        key_hash = hash_key(key)
+        key_hash = check.key_hash
         self._seen.pop(key_hash, None)
-        state.pop("confirm_principal", None)
-        state.pop("principal", None)
+        for name in ("confirm_principal", "principal", "key_check"):
+            state.pop(name, None)
         try:
-            principal = lookup.result()
+            principal = check.answer.result()
         except GraphUnavailableError:
             await _send_unavailable(send)
             return

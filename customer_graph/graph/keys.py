@@ -5,7 +5,7 @@ Only the SHA-256 of a key is stored; the key itself is shown once, when it is cr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 from neo4j import AsyncDriver, RoutingControl
 
 from customer_graph.graph.driver import translate_unavailable
-from customer_graph.graph.reads import GraphReader
+from customer_graph.graph.reads import API_KEY_MAP, GraphReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class ApiKeyRow:
         return self.revoked_at is not None
 
 
-_KEY_MAP = "k {.id, .prefix, .scopes, .source, .createdAt, .revokedAt}"
+_KEY_MAP = API_KEY_MAP
 
 CREATE_KEY = f"""
 CREATE (k:ApiKey {{hash: $hash, id: $id, prefix: $prefix, scopes: $scopes, source: $source,
@@ -60,7 +60,7 @@ async def create_key(
             database_=database,
         )
     )
-    return _row(records[0]["key"])
+    return key_row(records[0]["key"])
 
 
 FIND_KEY = f"MATCH (k:ApiKey {{hash: $hash}}) RETURN {_KEY_MAP} AS key"
@@ -73,7 +73,7 @@ async def find_key(driver: AsyncDriver, database: str, key_hash: str) -> ApiKeyR
     managed transaction's two. It is asked every time, never cached: a revoked key is refused
     by every process at once."""
     records = await GraphReader(driver, database).fetch(FIND_KEY, hash=key_hash)
-    return _row(records[0]["key"]) if records else None
+    return key_row(records[0]["key"]) if records else None
 
 
 LIST_KEYS = f"MATCH (k:ApiKey) RETURN {_KEY_MAP} AS key ORDER BY k.createdAt, k.id"
@@ -83,7 +83,7 @@ async def list_keys(driver: AsyncDriver, database: str) -> list[ApiKeyRow]:
     records, _, _ = await translate_unavailable(
         lambda: driver.execute_query(LIST_KEYS, database_=database, routing_=RoutingControl.READ)
     )
-    return [_row(r["key"]) for r in records]
+    return [key_row(r["key"]) for r in records]
 
 
 REVOKE_KEY = f"""
@@ -98,10 +98,11 @@ async def revoke_key(driver: AsyncDriver, database: str, key_id: str) -> ApiKeyR
     records, _, _ = await translate_unavailable(
         lambda: driver.execute_query(REVOKE_KEY, id=key_id, database_=database)
     )
-    return _row(records[0]["key"]) if records else None
+    return key_row(records[0]["key"]) if records else None
 
 
-def _row(key: dict[str, Any]) -> ApiKeyRow:
+def key_row(key: Mapping[str, Any]) -> ApiKeyRow:
+    """A key as `API_KEY_MAP` returns it."""
     revoked = key.get("revokedAt")
     return ApiKeyRow(
         id=key["id"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, LiteralString, TypeVar
+from typing import Any, Final, LiteralString, Protocol, TypeVar
 
 from neo4j import READ_ACCESS, WRITE_ACCESS, AsyncDriver, Record, RoutingControl
 from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
@@ -58,6 +58,28 @@ from customer_graph.graph.rows import (
 T = TypeVar("T")
 
 
+class KeyCheck(Protocol):
+    """A request's API key, to be confirmed by the graph, which one of the request's reads may
+    carry in its own statement (security.py): one round trip for both instead of two."""
+
+    def claim(self) -> str | None:
+        """The key's hash, to the first read that asks; None once claimed."""
+
+    def carried(self, key: Mapping[str, Any] | None) -> None:
+        """What the graph holds under the claimed hash (`API_KEY_MAP`); None: no such key."""
+
+    def not_carried(self) -> None:
+        """The read that claimed the key could not answer for it: look it up on its own."""
+
+    def look_up(self) -> None:
+        """A read that does not carry the key starts: look the key up beside it, unless a read
+        has claimed it."""
+
+
+# An API key's stored fields, as graph/keys.py reads them (`k` is the ApiKey node).
+API_KEY_MAP: Final = "k {.id, .prefix, .scopes, .source, .createdAt, .revokedAt}"
+
+
 class GraphReader:
     """Runs the read queries of one request (or one subscription event), counting round trips.
 
@@ -71,16 +93,20 @@ class GraphReader:
     mutation payload never comes from a reader that has not caught up yet.
     """
 
-    def __init__(self, driver: AsyncDriver, database: str) -> None:
+    def __init__(self, driver: AsyncDriver, database: str, key_check: KeyCheck | None = None):
         self.driver = driver
         self.database = database
         self.round_trips = 0
         self._routing = RoutingControl.READ
+        # The request's key, if a read of it may confirm the key (see `KeyCheck`).
+        self.key_check = key_check
 
     def read_your_writes(self) -> None:
         self._routing = RoutingControl.WRITE
 
     async def fetch(self, cypher: LiteralString, **params: Any) -> list[Record]:
+        if self.key_check is not None:
+            self.key_check.look_up()
         self.round_trips += 1
         try:
             try:
@@ -834,8 +860,21 @@ CALL (p) {
 RETURN request.key AS key,
        p {.id, .traits, .displayName, .email, .phone, .company,
           createdAt: toString(p.createdAt), updatedAt: toString(p.updatedAt)} AS profile,
-       identifiers, entries, deals
-"""
+       identifiers, entries, deals"""
+)
+
+# The same, carrying the request's API key lookup (`KeyCheck`) on every row: a request for a
+# profile page is then one round trip, its key confirmed included.
+PROFILE_PAGES_WITH_KEY: Final = (
+    """
+CALL () {
+  OPTIONAL MATCH (k:ApiKey {hash: $keyHash})
+  RETURN """
+    + API_KEY_MAP
+    + """ AS apiKey
+}"""
+    + PROFILE_PAGES
+    + ", apiKey"
 )
 
 
@@ -857,13 +896,26 @@ async def profile_pages(
             }
             for i in indexes
         ]
-        records = await reader.fetch(
-            PROFILE_PAGES,
-            requests=requests,
-            identifiers=identifiers,
-            deals=deals,
-            limit=size + 1,
-        )
+        check = reader.key_check
+        key_hash = check.claim() if check is not None else None
+        try:
+            records = await reader.fetch(
+                PROFILE_PAGES_WITH_KEY if key_hash else PROFILE_PAGES,
+                requests=requests,
+                identifiers=identifiers,
+                deals=deals,
+                limit=size + 1,
+                keyHash=key_hash,
+            )
+        except BaseException:
+            if check is not None and key_hash:
+                check.not_carried()
+            raise
+        if check is not None and key_hash:
+            if records:
+                check.carried(records[0]["apiKey"])
+            else:  # no profile: no row to carry the key
+                check.not_carried()
         for r in records:
             i = int(r["key"])
             timeline = keys[i].timeline

@@ -11,7 +11,7 @@ from neo4j import AsyncDriver
 from starlette.requests import HTTPConnection
 
 from customer_graph.auth import Principal
-from customer_graph.graph.reads import GraphReader
+from customer_graph.graph.reads import GraphReader, KeyCheck
 from customer_graph.ingestion.workers import WorkerPool
 from customer_graph.resolvers.loaders import Loaders
 from customer_graph.settings import Settings
@@ -29,6 +29,8 @@ class Context:
     # Set when the request runs while the graph confirms its key (security.py): resolves to
     # whether the key is still valid, with the same scopes. Fields that write or audit await it.
     confirm_principal: Callable[[], Awaitable[bool]] | None = None
+    # Set with confirm_principal: the key's lookup, which the request's first read may carry.
+    key_check: KeyCheck | None = None
     # The ingestion workers; mutations submit to them and wait for the commit. None (a context
     # built outside the app): mutations write through graph/writes.py directly.
     ingest: WorkerPool | None = None
@@ -36,7 +38,7 @@ class Context:
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
-        self.reader = GraphReader(self.driver, self.settings.neo4j_database)
+        self.reader = GraphReader(self.driver, self.settings.neo4j_database, self.key_check)
         self.loaders = Loaders(self.reader)
 
     def fresh_loaders(self) -> Loaders:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+
+import httpx
 from neo4j import AsyncDriver
 
 from customer_graph.app import create_app
@@ -9,6 +12,7 @@ from customer_graph.auth import Scope, create_key
 from customer_graph.graph.keys import revoke_key
 from customer_graph.settings import Settings
 from tests.helpers import asgi_client, unique
+from tests.integration.graphql_seed import counting_client, seed_person
 
 QUERY = {"query": "{ version }"}
 
@@ -130,3 +134,94 @@ async def test_a_known_key_whose_scopes_changed_runs_with_its_new_scopes(
     assert mutation.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert read.status_code == 200 and read.json()["data"]["version"]
     assert await _records(driver, settings, refused) == 0
+
+
+PAGE = {
+    "query": "query ($id: ID!) { profile(id: $id) { id displayName identifiers { type value } "
+    "timeline(first: 5) { edges { cursor } } deals { id } } }"
+}
+
+
+def _page_of(profile_id: str) -> dict[str, object]:
+    return {**PAGE, "variables": {"id": profile_id}}
+
+
+async def test_a_known_keys_profile_page_confirms_the_key_in_its_own_round_trip(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    """Once a key is known, its profile page is one round trip to the graph, the key's
+    confirmation included; revoked meanwhile, the same round trip refuses it."""
+    person = await seed_person(driver, settings)
+    key, row = await create_key(driver, settings, scopes=[Scope.READ], source=unique("src"))
+    auth = {"authorization": f"Bearer {key}"}
+    async with counting_client(settings) as (client, counting):
+
+        async def page() -> tuple[httpx.Response, int]:
+            before = len(counting.queries)
+            response = await client.post("/graphql", json=_page_of(person.profile_id), headers=auth)
+            return response, len(counting.queries) - before
+
+        first, first_trips = await page()
+        known, known_trips = await page()
+        await revoke_key(driver, settings.neo4j_database, row.id)
+        revoked, revoked_trips = await page()
+    assert first.status_code == 200 and known.status_code == 200, known.text
+    assert known.json() == first.json()
+    assert (
+        base64.b64decode(known.json()["data"]["profile"]["id"]).decode().endswith(person.profile_id)
+    )
+    assert known.json()["data"]["profile"]["identifiers"]
+    assert (first_trips, known_trips, revoked_trips) == (2, 1, 1)
+    assert revoked.status_code == 401, revoked.text
+    assert "data" not in revoked.json()
+
+
+async def test_a_known_key_is_confirmed_by_a_lookup_when_no_read_carries_it(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    """An unknown profile (no row to carry the key) and a request that reads nothing still get
+    their key confirmed, by a lookup of its own: 401 once revoked, as everywhere."""
+    key, row = await create_key(driver, settings, scopes=[Scope.READ], source=unique("src"))
+    auth = {"authorization": f"Bearer {key}"}
+    missing = _page_of(unique("no-such-profile"))
+    async with counting_client(settings) as (client, counting):
+        assert (await client.post("/graphql", json=QUERY, headers=auth)).status_code == 200
+        before = len(counting.queries)
+        unknown = await client.post("/graphql", json=missing, headers=auth)
+        unknown_trips = len(counting.queries) - before
+        version = await client.post("/graphql", json=QUERY, headers=auth)
+        await revoke_key(driver, settings.neo4j_database, row.id)
+        refused = [
+            await client.post("/graphql", json=body, headers=auth) for body in (missing, QUERY)
+        ]
+    assert unknown.status_code == 200, unknown.text
+    assert unknown.json()["data"]["profile"] is None
+    assert unknown_trips == 2  # the page, then the key's own lookup
+    assert version.status_code == 200 and version.json()["data"]["version"]
+    for response in refused:
+        assert response.status_code == 401, response.text
+        assert "data" not in response.json()
+
+
+async def test_a_known_key_whose_scopes_changed_is_refused_its_page_by_the_carried_answer(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    """The page's round trip says the key lost its read scope: the page runs again with the
+    key's scopes now, and its fields are forbidden."""
+    person = await seed_person(driver, settings)
+    key, row = await create_key(
+        driver, settings, scopes=[Scope.READ, Scope.WRITE], source=unique("src")
+    )
+    auth = {"authorization": f"Bearer {key}"}
+    async with counting_client(settings) as (client, _):
+        body = _page_of(person.profile_id)
+        assert (await client.post("/graphql", json=body, headers=auth)).status_code == 200
+        await driver.execute_query(
+            "MATCH (k:ApiKey {id: $id}) SET k.scopes = ['write']",
+            id=row.id,
+            database_=settings.neo4j_database,
+        )
+        narrowed = await client.post("/graphql", json=body, headers=auth)
+    assert narrowed.status_code == 200, narrowed.text
+    assert narrowed.json()["data"] is None or narrowed.json()["data"]["profile"] is None
+    assert narrowed.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
