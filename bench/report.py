@@ -110,7 +110,12 @@ def render(results: dict[str, Any], plots: str | None = None) -> str:
         if cpu_rows:
             warm = ingest.get("warmup") or {}
             shares = ", ".join(f"{x:.0%}" for x in warm.get("jit_share_by_round", ()))
-            rounds = f"; JIT share of Neo4j's CPU by round: {shares}" if shares else ""
+            rounds = (
+                f"; JIT share of Neo4j's CPU by round, the larger of identify's and track's: "
+                f"{shares}"
+                if shares
+                else ""
+            )
             out.append(
                 "\nCPU per event (µs) and cores kept busy, per process; Neo4j's JIT compiler "
                 f"apart (after a {_fmt(ingest.get('warmup_seconds'))} s warm-up{rounds}):\n"
