@@ -30,12 +30,10 @@ class ApiKeyRow:
         return self.revoked_at is not None
 
 
-_KEY_MAP = API_KEY_MAP
-
 CREATE_KEY = f"""
 CREATE (k:ApiKey {{hash: $hash, id: $id, prefix: $prefix, scopes: $scopes, source: $source,
                   createdAt: datetime()}})
-RETURN {_KEY_MAP} AS key
+RETURN {API_KEY_MAP} AS key
 """
 
 
@@ -63,7 +61,7 @@ async def create_key(
     return key_row(records[0]["key"])
 
 
-FIND_KEY = f"MATCH (k:ApiKey {{hash: $hash}}) RETURN {_KEY_MAP} AS key"
+FIND_KEY = f"MATCH (k:ApiKey {{hash: $hash}}) RETURN {API_KEY_MAP} AS key"
 
 
 async def find_key(driver: AsyncDriver, database: str, key_hash: str) -> ApiKeyRow | None:
@@ -76,7 +74,7 @@ async def find_key(driver: AsyncDriver, database: str, key_hash: str) -> ApiKeyR
     return key_row(records[0]["key"]) if records else None
 
 
-LIST_KEYS = f"MATCH (k:ApiKey) RETURN {_KEY_MAP} AS key ORDER BY k.createdAt, k.id"
+LIST_KEYS = f"MATCH (k:ApiKey) RETURN {API_KEY_MAP} AS key ORDER BY k.createdAt, k.id"
 
 
 async def list_keys(driver: AsyncDriver, database: str) -> list[ApiKeyRow]:
@@ -89,7 +87,7 @@ async def list_keys(driver: AsyncDriver, database: str) -> list[ApiKeyRow]:
 REVOKE_KEY = f"""
 MATCH (k:ApiKey {{id: $id}})
 SET k.revokedAt = coalesce(k.revokedAt, datetime())
-RETURN {_KEY_MAP} AS key
+RETURN {API_KEY_MAP} AS key
 """
 
 

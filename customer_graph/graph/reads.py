@@ -93,7 +93,9 @@ class GraphReader:
     mutation payload never comes from a reader that has not caught up yet.
     """
 
-    def __init__(self, driver: AsyncDriver, database: str, key_check: KeyCheck | None = None):
+    def __init__(
+        self, driver: AsyncDriver, database: str, key_check: KeyCheck | None = None
+    ) -> None:
         self.driver = driver
         self.database = database
         self.round_trips = 0
@@ -896,17 +898,19 @@ async def profile_pages(
             }
             for i in indexes
         ]
+        params: dict[str, Any] = {
+            "requests": requests,
+            "identifiers": identifiers,
+            "deals": deals,
+            "limit": size + 1,
+        }
         check = reader.key_check
         key_hash = check.claim() if check is not None else None
         try:
-            records = await reader.fetch(
-                PROFILE_PAGES_WITH_KEY if key_hash else PROFILE_PAGES,
-                requests=requests,
-                identifiers=identifiers,
-                deals=deals,
-                limit=size + 1,
-                keyHash=key_hash,
-            )
+            if key_hash:
+                records = await reader.fetch(PROFILE_PAGES_WITH_KEY, keyHash=key_hash, **params)
+            else:
+                records = await reader.fetch(PROFILE_PAGES, **params)
         except BaseException:
             if check is not None and key_hash:
                 check.not_carried()
