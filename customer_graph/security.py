@@ -381,9 +381,11 @@ class GraphQLAuthMiddleware:
             return
         key = key_from_authorization(_header(scope, b"authorization"))
         if key and scope["type"] == "http":
-            seen = self._seen.get(hash_key(key))
+            key_hash = hash_key(key)
+            seen = self._seen.get(key_hash)
             if seen is not None:
-                await self._verify_beside(scope, receive, send, key, seen)
+                check = KeyConfirmation(key_hash, lambda: _authenticate(scope, key))
+                await self._verify_beside(scope, receive, send, check, seen)
                 return
         await self._verify_first(scope, receive, send, key)
 
@@ -412,10 +414,9 @@ class GraphQLAuthMiddleware:
         await self.app(scope, receive, send)
 
     async def _verify_beside(
-        self, scope: Scope, receive: Receive, send: Send, key: str, seen: Principal
+        self, scope: Scope, receive: Receive, send: Send, check: KeyConfirmation, seen: Principal
     ) -> None:
         """Run the request with `seen` while the graph confirms the key; answer only then."""
-        check = KeyConfirmation(hash_key(key), lambda: _authenticate(scope, key))
         verdict: list[bool] = []
 
         async def confirm() -> bool:
