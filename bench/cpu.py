@@ -29,6 +29,11 @@ class ProcessCpu:
     jit_s: float = 0.0
     gc_s: float = 0.0
 
+    @property
+    def jit_share(self) -> float:
+        """The share of this CPU that went to compiling (0 when there was none)."""
+        return self.jit_s / self.total_s if self.total_s else 0.0
+
     def __sub__(self, other: ProcessCpu) -> ProcessCpu:
         return ProcessCpu(
             self.total_s - other.total_s, self.jit_s - other.jit_s, self.gc_s - other.gc_s
@@ -85,7 +90,7 @@ def cpu_summary(used: Mapping[str, ProcessCpu], units: int, seconds: float) -> d
             "cores_busy": round(cpu.total_s / seconds, 2) if seconds else None,
         }
         if cpu.jit_s or cpu.gc_s:
-            row["jit_share"] = round(cpu.jit_s / cpu.total_s, 3) if cpu.total_s else None
+            row["jit_share"] = round(cpu.jit_share, 3) if cpu.total_s else None
             row["gc_share"] = round(cpu.gc_s / cpu.total_s, 3) if cpu.total_s else None
             row["cpu_us_per_unit_without_jit"] = (
                 round((cpu.total_s - cpu.jit_s) * 1e6 / units, 1) if units else None
