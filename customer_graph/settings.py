@@ -55,10 +55,12 @@ class Settings(BaseSettings):
     # Ingestion workers (customer_graph/ingestion/workers.py): the queue holds at most
     # `ingest_queue_max` messages; a micro-batch carries at most `ingest_batch_max` messages and
     # waits at most `ingest_batch_wait_ms` for more; `ingest_workers` transactions run at once.
+    # Four, not two: while one batch is planned in Python or waits for its commit, others keep
+    # Neo4j busy (on 2 cores, 4,271 -> 4,836 events/s over HTTP; 8 gave 4,972).
     ingest_queue_max: int = 20_000
     ingest_batch_max: int = 500
     ingest_batch_wait_ms: float = 5.0
-    ingest_workers: int = 2
+    ingest_workers: int = 4
     ingest_retry_after_s: int = 2  # Retry-After of a 503 (queue full, Neo4j unavailable)
 
     # The cyclic garbage collector runs after this many net allocations of containers

@@ -8,12 +8,13 @@ partial update leaves the other fields alone and a replay changes nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from neo4j import AsyncManagedTransaction
 
-from customer_graph.graph.profile_refresh import iso
+from customer_graph.graph.profile_refresh import dumps, iso
 from customer_graph.graph.records import (
     AccountIn,
     DealIn,
@@ -110,9 +111,10 @@ SET m += row.props, m.startDate = coalesce(datetime(row.startDate), m.startDate)
     m.endDate = coalesce(datetime(row.endDate), m.endDate)
 """
 
+# The records were locked earlier in the transaction; they are found by element id (no index).
 UPSERT_INTERACTIONS = """
 UNWIND $rows AS row
-MATCH (c:Customer {key: row.customerKey})
+MATCH (c:Customer) WHERE elementId(c) = row.customerNode
 MERGE (n:Interaction {id: row.id})
 SET n += row.props, n.occurredAt = datetime(row.occurredAt)
 MERGE (c)-[:HAD]->(n)
@@ -182,10 +184,10 @@ def _deal_row(d: DealIn) -> dict[str, Any]:
     }
 
 
-def _interaction_row(i: InteractionIn) -> dict[str, Any]:
+def _interaction_row(i: InteractionIn, record_nodes: Mapping[str, str]) -> dict[str, Any]:
     return {
         "id": i.id,
-        "customerKey": customer_key(i.source, i.customer_source_id),
+        "customerNode": record_nodes[customer_key(i.source, i.customer_source_id)],
         "ownerId": i.owner_id,
         "dealId": i.deal_id,
         "accountId": i.account_id,
@@ -198,7 +200,7 @@ def _interaction_row(i: InteractionIn) -> dict[str, Any]:
             subject=i.subject,
             body=i.body,
             durationSeconds=i.duration_seconds,
-            properties=json.dumps(i.properties, sort_keys=True, default=str),
+            properties=dumps(i.properties),
             source=i.source,
             messageId=i.message_id,
         ),
@@ -247,9 +249,14 @@ async def write_before_customers(
 
 
 async def write_after_customers(
-    tx: AsyncManagedTransaction, batch: WriteBatch, now: datetime
+    tx: AsyncManagedTransaction,
+    batch: WriteBatch,
+    now: datetime,
+    record_nodes: Mapping[str, str],
 ) -> None:
-    """Memberships, deal contacts, interactions and stage changes, once records exist."""
+    """Memberships, deal contacts, interactions and stage changes, once records exist.
+
+    `record_nodes` holds the element id of every record the batch refers to, by key."""
     if batch.memberships:
         rows = [
             {
@@ -274,7 +281,8 @@ async def write_after_customers(
     if contacts:
         await tx.run(LINK_DEAL_CONTACTS, rows=contacts)
     if batch.interactions:
-        await tx.run(UPSERT_INTERACTIONS, rows=[_interaction_row(i) for i in batch.interactions])
+        rows = [_interaction_row(i, record_nodes) for i in batch.interactions]
+        await tx.run(UPSERT_INTERACTIONS, rows=rows)
     if batch.stage_changes:
         changes: list[dict[str, Any]] = [
             {

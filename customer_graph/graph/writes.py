@@ -72,6 +72,7 @@ MAX_LOCK_ROUNDS = 50
 # own value takes a node's write lock and changes nothing (so a replay leaves no trace). A new
 # record gets the batch's traits at once; existing ones are merged after the read. It opens the
 # first statement of a batch (LOCK_AND_READ_NEIGHBOURHOOD): one round trip for locks and read.
+# The locked nodes, in key order, are what that statement reads next: one index seek per record.
 LOCK_RECORDS = """
 CALL () {
   UNWIND $customers AS row
@@ -80,6 +81,7 @@ CALL () {
                   c.traitTimes = row.traitTimes, c.createdAt = $now, c.updatedAt = $now,
                   c.seenAt = datetime(row.seenAt)
   SET c.source = c.source
+  RETURN collect(c) AS lockedRecords
 }
 """
 
@@ -88,10 +90,11 @@ CALL () {
 # record or changes its edges). Times come back as ISO strings and traits only when needed:
 # decoding driver DateTimes and big strings costs more than reading. Also the pending identifiers
 # of each record (in the batch, not held with a decision) and the profiles of records having some.
-READ_RECORDS = """
-CALL () {
-  UNWIND $records AS row
-  MATCH (c:Customer {key: row.key})
+# `%(records)s` is where the records come from: sought by key, or the nodes LOCK_RECORDS locked
+# (`$records` is then in the same key order).
+_READ_RECORDS = """
+CALL (%(records_scope)s) {
+  %(records)s
   OPTIONAL MATCH (c)-[:RESOLVES_TO]->(p:Profile)
   WITH c, p, row, row.withTraits OR p IS NULL AS withTraits,
        [(c)-[h:HAS_IDENTIFIER]->(i) WHERE i.key IN row.identifiers |
@@ -109,6 +112,10 @@ CALL () {
   collect(CASE WHEN pending <> [] THEN p.id END) AS recordProfiles
 }
 """
+READ_RECORDS = _READ_RECORDS % {
+    "records_scope": "",
+    "records": "UNWIND $records AS row\n  MATCH (c:Customer {key: row.key})",
+}
 
 # Upsert the pending identifiers and take their write locks, in key order, so two writers
 # deciding about one identifier serialize (the second reads what the first committed). An
@@ -124,7 +131,7 @@ CALL (pendingLists) {
                   i.blocked = false
   SET i.type = i.type
   RETURN collect(k) AS pendingKeys, collect(CASE WHEN i.blocked THEN k END) AS blocked,
-         collect([k, elementId(i)]) AS pendingElements
+         collect([k, elementId(i)]) AS pendingElements, collect(i) AS pendingNodes
 }
 """
 
@@ -133,9 +140,9 @@ CALL (pendingLists) {
 # profiles holding those pending identifiers. A record holding all of its batch identifiers (a
 # track event of a known visitor) needs none, and its held identifiers are not looked up at all.
 LOCK_PENDING_PROFILES = """
-CALL (pendingKeys) {
-  UNWIND pendingKeys AS k
-  MATCH (i:Identifier {key: k})<-[h:HAS_IDENTIFIER]-(:Customer)-[:RESOLVES_TO]->(q:Profile)
+CALL (pendingNodes) {
+  UNWIND pendingNodes AS i
+  MATCH (i)<-[h:HAS_IDENTIFIER]-(:Customer)-[:RESOLVES_TO]->(q:Profile)
   WHERE h.matched = true AND NOT i.blocked
   RETURN collect(DISTINCT q.id) AS holders
 }
@@ -144,7 +151,7 @@ CALL (recordProfiles, holders) {
   WITH DISTINCT pid ORDER BY pid
   MATCH (x:Profile {id: pid})
   SET x.createdAt = x.createdAt
-  RETURN collect(pid) AS locked
+  RETURN collect(pid) AS locked, collect(x) AS lockedProfiles
 }
 """
 
@@ -154,15 +161,14 @@ CALL (recordProfiles, holders) {
 # identifiers and profiles to read.
 _PROFILES_AROUND = """
 CALL (%(identifier_scope)s) {
-  UNWIND %(identifiers)s AS k
-  MATCH (i:Identifier {key: k})<-[h:HAS_IDENTIFIER]-(:Customer)-[:RESOLVES_TO]->(p:Profile)
+  %(identifiers)s
+  MATCH (i)<-[h:HAS_IDENTIFIER]-(:Customer)-[:RESOLVES_TO]->(p:Profile)
   WHERE h.matched = true AND NOT i.blocked
-  WITH k, collect(DISTINCT p.id) AS profileIds
-  RETURN collect({key: k, profileIds: profileIds}) AS identifiers
+  WITH i, collect(DISTINCT p.id) AS profileIds
+  RETURN collect({key: i.key, profileIds: profileIds}) AS identifiers
 }
 CALL (%(profile_scope)s) {
-  UNWIND %(profiles)s AS pid
-  MATCH (p:Profile {id: pid})
+  %(profiles)s
   RETURN collect({
     id: p.id, createdAt: toString(p.createdAt), merged: EXISTS { (p)-[:MERGED_INTO]->() },
     values: CASE WHEN $withValues
@@ -186,9 +192,9 @@ CALL () {
     + _PROFILES_AROUND
     % {
         "identifier_scope": "",
-        "identifiers": "$identifiers",
+        "identifiers": "UNWIND $identifiers AS k\n  MATCH (i:Identifier {key: k})",
         "profile_scope": "",
-        "profiles": "$profiles",
+        "profiles": "UNWIND $profiles AS pid\n  MATCH (p:Profile {id: pid})",
     }
     + "RETURN records, identifiers, profiles\n"
 )
@@ -197,15 +203,21 @@ CALL () {
 # upserted and locked, then the profiles resolution needs locked and read, in one round trip.
 LOCK_AND_READ_NEIGHBOURHOOD = (
     LOCK_RECORDS
-    + READ_RECORDS
+    + _READ_RECORDS
+    % {
+        "records_scope": "lockedRecords",
+        # A record out of step with its row would be missing from the read, and the batch fail.
+        "records": "UNWIND range(0, size(lockedRecords) - 1) AS n\n"
+        "  WITH lockedRecords[n] AS c, $records[n] AS row WHERE c.key = row.key",
+    }
     + LOCK_PENDING_IDENTIFIERS
     + LOCK_PENDING_PROFILES
     + _PROFILES_AROUND
     % {
-        "identifier_scope": "pendingKeys",
-        "identifiers": "pendingKeys",
-        "profile_scope": "locked",
-        "profiles": "locked",
+        "identifier_scope": "pendingNodes",
+        "identifiers": "UNWIND pendingNodes AS i",
+        "profile_scope": "lockedProfiles",
+        "profiles": "UNWIND lockedProfiles AS p",
     }
     + "RETURN blocked, pendingElements, locked, records, identifiers, profiles\n"
 )
@@ -380,9 +392,10 @@ async def _lock_and_read(
     """Upsert and lock the batch's records and identifiers, then read the neighbourhood with its
     profiles locked (see the module docstring); returns the usable (not blocked) identifier keys
     too."""
+    by_key = sorted(recs, key=lambda r: r.key)  # the order of LOCK_RECORDS' nodes
     record_rows = [
         {"key": r.key, "identifiers": list(r.identifiers), "withTraits": bool(r.traits)}
-        for r in recs
+        for r in by_key
     ]
     result = await tx.run(
         LOCK_AND_READ_NEIGHBOURHOOD,
@@ -395,7 +408,7 @@ async def _lock_and_read(
                 "traits": r.traits_json,
                 "traitTimes": r.trait_times_json,
             }
-            for r in sorted(recs, key=lambda r: r.key)
+            for r in by_key
         ],
         identifierInfo={i.key: {"type": i.type, "value": i.value} for i in identifiers},
         now=now,
@@ -573,9 +586,10 @@ async def write_batch_tx(
     recs = _prepare(batch, config, now)  # pure Python, before any lock is taken
     await entity_writes.write_before_customers(tx, batch, now)
     changed_profiles: set[str] = set()
+    record_nodes: dict[str, str] = {}
     if recs:
-        changed_profiles = await _write_customers(tx, recs, config, now, result)
-    await entity_writes.write_after_customers(tx, batch, now)
+        changed_profiles, record_nodes = await _write_customers(tx, recs, config, now, result)
+    await entity_writes.write_after_customers(tx, batch, now, record_nodes)
     activity_keys = {customer_key(s, i) for s, i in entity_writes.referenced_customers(batch)}
     result.touched_profile_ids.update(
         pid for key, pid in result.record_profiles.items() if key in activity_keys
@@ -591,8 +605,9 @@ async def _write_customers(
     config: ResolutionConfig,
     now: datetime,
     result: WriteResult,
-) -> set[str]:
-    """Upsert and resolve the batch's records; return the profiles whose traits may change."""
+) -> tuple[set[str], dict[str, str]]:
+    """Upsert and resolve the batch's records; return the profiles whose traits may change, and
+    the records' element ids by key."""
     distinct = {i.key: i for r in recs for i in r.identifiers.values()}
     identifiers = [distinct[k] for k in sorted(distinct)]  # locked in key order
     usable, hood = await _lock_and_read(tx, recs, identifiers, config, now)
@@ -654,7 +669,8 @@ async def _write_customers(
     )
     result.touched_profile_ids.update(changed)
     result.touched_profile_ids.update(i for m in decision.merges for i in m.merged_ids)
-    return changed - set(decision.new_profile_ids)
+    nodes = {key: record["element"] for key, record in hood.records.items()}
+    return changed - set(decision.new_profile_ids), nodes
 
 
 def _new_profile_rows(

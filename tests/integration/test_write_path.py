@@ -226,7 +226,7 @@ async def test_activity_is_written_and_replays_are_idempotent(
     assert row["accounts"] == [["Acme", "acme.example", '{"tier": "gold"}']]
     assert row["members"] == [[f"{src}:c1", "CTO", ["buyer", "tech"], True]]
     assert row["interactions"] == [
-        [f"{src}:c1", "call", "Intro", 300, '{"outcome": "good"}', [deal], [account], [owner]]
+        [f"{src}:c1", "call", "Intro", 300, '{"outcome":"good"}', [deal], [account], [owner]]
     ]
 
     replay = await write_batch(driver, settings.neo4j_database, batch, CONFIG)
