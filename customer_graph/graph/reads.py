@@ -8,8 +8,9 @@ schema layer wraps them in GraphQL types. Times come back as timezone-aware date
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final, LiteralString, Protocol, TypeVar
 
 from neo4j import READ_ACCESS, WRITE_ACCESS, AsyncDriver, Record, RoutingControl
@@ -386,12 +387,31 @@ _DEAL_PROJECTION: Final = """d {.id, .name, .amount, .currency, .pipeline, .stag
                    history: [(d)-[:HAD_STAGE_CHANGE]->(s:StageChange) |
                              s {.id, .fromStage, .toStage, changedAt: toString(s.changedAt)}]}"""
 
-_INTERACTION_PROJECTION: Final = """i {.id, .type, .name, .channel, .direction, .subject, .body,
-                   .durationSeconds, .properties, .source, .messageId,
-                   occurredAt: toString(i.occurredAt), recordKey: c.key,
-                   owner: head([(o:Owner)-[:OWNS]->(i) | o {.id, .name, .email}]),
-                   dealId: head([(i)-[:ABOUT_DEAL]->(d:Deal) | d.id]),
-                   accountId: head([(i)-[:WITH_ACCOUNT]->(a:Account) | a.id])}"""
+# An interaction's keys beyond its id, type and time (which every read has), by row key.
+INTERACTION_KEYS: Final[dict[str, str]] = {
+    "name": ".name",
+    "channel": ".channel",
+    "direction": ".direction",
+    "subject": ".subject",
+    "body": ".body",
+    "durationSeconds": ".durationSeconds",
+    "properties": ".properties",
+    "source": ".source",
+    "messageId": ".messageId",
+    "recordKey": "recordKey: c.key",
+    "owner": "owner: head([(o:Owner)-[:OWNS]->(i) | o {.id, .name, .email}])",
+    "dealId": "dealId: head([(i)-[:ABOUT_DEAL]->(d:Deal) | d.id])",
+    "accountId": "accountId: head([(i)-[:WITH_ACCOUNT]->(a:Account) | a.id])",
+}
+
+
+def _interaction_projection(keys: Iterable[str]) -> str:
+    parts = [".id", ".type", "occurredAt: toString(i.occurredAt)"]
+    parts += [INTERACTION_KEYS[k] for k in INTERACTION_KEYS if k in keys]
+    return "i {" + ", ".join(parts) + "}"
+
+
+_INTERACTION_PROJECTION: Final = _interaction_projection(INTERACTION_KEYS)
 
 # Newest first, ties broken by id; `$limit` is one more than the page so that we know if there
 # is a next page. Requests that share a page size share this one query.
@@ -501,15 +521,19 @@ async def interactions_by_id(
 # The kinds of a profile's history for one page request `req` of profile `p`: each kind is cut
 # to the page before it is projected, so a long history costs a sort of keys, not a projection
 # of every item.
-_TIMELINE_ITEMS: Final = (
-    """
+def _timeline_items(interaction: str, stage_deal: bool) -> str:
+    """The timeline's items, interactions projected by `interaction`; a stage change carries
+    its deal (with the deal's history, which its duration needs) only with `stage_deal`."""
+    deal = (", deal: " + _DEAL_PROJECTION) if stage_deal else ""
+    return (
+        """
     MATCH (p)<-[:RESOLVES_TO]-(c:Customer)-[:HAD]->(i:Interaction)
     WITH c, i, i.occurredAt AS at, 'interaction:' + i.id AS sortKey
     WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
     WITH c, i, at, sortKey ORDER BY at DESC, sortKey DESC LIMIT $limit
     RETURN at, sortKey, 'interaction' AS kind, """
-    + _INTERACTION_PROJECTION
-    + """ AS item
+        + interaction
+        + """ AS item
     UNION ALL
     MATCH (p)<-[:RESOLVES_TO]-(:Customer)-[:CONTACT_ON]->(d:Deal)
     WITH DISTINCT d
@@ -518,9 +542,9 @@ _TIMELINE_ITEMS: Final = (
     WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
     WITH d, s, at, sortKey ORDER BY at DESC, sortKey DESC LIMIT $limit
     RETURN at, sortKey, 'stage_change' AS kind,
-           s {.id, .fromStage, .toStage, changedAt: toString(s.changedAt), dealId: d.id, deal: """
-    + _DEAL_PROJECTION
-    + """} AS item
+           s {.id, .fromStage, .toStage, changedAt: toString(s.changedAt), dealId: d.id"""
+        + deal
+        + """} AS item
     UNION ALL
     MATCH (p)<-[:MERGED_INTO*0..50]-(:Profile)<-[:MERGED]-(m:MergeEvent)
     WITH DISTINCT m
@@ -536,7 +560,10 @@ _TIMELINE_ITEMS: Final = (
            e {.id, .profileId, .newProfileIds, .reason, .identifierKey, .recordKey,
               at: toString(e.at)} AS item
 """
-)
+    )
+
+
+_TIMELINE_ITEMS: Final = _timeline_items(_INTERACTION_PROJECTION, stage_deal=True)
 
 _TIMELINE_ENTRIES: Final = """
   WITH at, sortKey, kind, item ORDER BY at DESC, sortKey DESC LIMIT $limit
@@ -793,10 +820,21 @@ async def owners_by_id(reader: GraphReader, ids: Sequence[str]) -> list[OwnerRow
 
 @dataclass(frozen=True, slots=True)
 class TimelinePart:
-    """The timeline page a profile page asks for (`first` from 0 to the page size limit)."""
+    """The timeline page a profile page asks for (`first` from 0 to the page size limit).
+
+    `interaction_keys` are the interaction keys to read beyond id, type and time (of
+    INTERACTION_KEYS; None: all of them); `stage_deals` whether a stage change carries its deal.
+    A page read with less than all is for the selection that asked for it, not for a loader.
+    """
 
     first: int
     after: Keyset | None = None
+    interaction_keys: frozenset[str] | None = None
+    stage_deals: bool = True
+
+    @property
+    def complete(self) -> bool:
+        return self.interaction_keys is None and self.stage_deals
 
 
 @dataclass(frozen=True, slots=True)
@@ -823,9 +861,11 @@ class ProfilePage:
 # selection asks for: its identifiers, one timeline page and its deals (with stage history).
 # Each part is computed only when asked (`$identifiers`, `$deals`, and `req` not null for the
 # timeline), and comes out in the shape of the matching per-part read above, so the answer can
-# fill those reads' DataLoaders. Requests that share a timeline page size share this query.
-PROFILE_PAGES: Final = (
-    """
+# fill those reads' DataLoaders (the timeline's items with the keys `_profile_pages` is given).
+# Requests that share a timeline page size and projection share this query.
+def _profile_pages(timeline_items: str) -> str:
+    return (
+        """
 UNWIND $requests AS request
 CALL (request) {
   MATCH (start:Profile {id: request.id})
@@ -840,34 +880,37 @@ CALL (p) {
        max(h.lastSeen) AS lastSeen, collect(coalesce(h.matched, true)) AS matched
   ORDER BY i.type, i.value
   RETURN collect("""
-    + _IDENTIFIER_PROJECTION
-    + """) AS identifiers
+        + _IDENTIFIER_PROJECTION
+        + """) AS identifiers
 }
 CALL (p, request) {
   WITH request.timeline AS req WHERE req IS NOT NULL
   CALL (p, req) {"""
-    + _TIMELINE_ITEMS
-    + """  }"""
-    + _TIMELINE_ENTRIES
-    + """}
+        + timeline_items
+        + """  }"""
+        + _TIMELINE_ENTRIES
+        + """}
 CALL (p) {
   MATCH (p)<-[:RESOLVES_TO]-(:Customer)-[:CONTACT_ON]->(d:Deal)
   WHERE $deals
   WITH DISTINCT d
   ORDER BY d.createdAt DESC, d.id
   RETURN collect("""
-    + _DEAL_PROJECTION
-    + """) AS deals
+        + _DEAL_PROJECTION
+        + """) AS deals
 }
 RETURN request.key AS key,
        p {.id, .traits, .displayName, .email, .phone, .company,
           createdAt: toString(p.createdAt), updatedAt: toString(p.updatedAt)} AS profile,
        identifiers, entries, deals"""
-)
+    )
+
+
+PROFILE_PAGES: Final = _profile_pages(_TIMELINE_ITEMS)
 
 # The same, carrying the request's API key lookup (`KeyCheck`) on every row: a request for a
 # profile page is then one round trip, its key confirmed included.
-PROFILE_PAGES_WITH_KEY: Final = (
+_KEY_LOOKUP: Final = (
     """
 CALL () {
   OPTIONAL MATCH (k:ApiKey {hash: $keyHash})
@@ -875,9 +918,22 @@ CALL () {
     + API_KEY_MAP
     + """ AS apiKey
 }"""
-    + PROFILE_PAGES
-    + ", apiKey"
 )
+PROFILE_PAGES_WITH_KEY: Final = _KEY_LOOKUP + PROFILE_PAGES + ", apiKey"
+
+
+@lru_cache(maxsize=256)
+def profile_pages_query(
+    interaction_keys: frozenset[str] | None, stage_deals: bool, with_key: bool
+) -> str:
+    """The profile pages statement for one timeline projection (a handful of texts in all:
+    one per shape of selection a client sends)."""
+    if interaction_keys is None and stage_deals:
+        query = PROFILE_PAGES
+    else:
+        keys = INTERACTION_KEYS if interaction_keys is None else interaction_keys
+        query = _profile_pages(_timeline_items(_interaction_projection(keys), stage_deals))
+    return _KEY_LOOKUP + query + ", apiKey" if with_key else query
 
 
 async def profile_pages(
@@ -885,11 +941,14 @@ async def profile_pages(
 ) -> list[ProfilePage | None]:
     """Profiles by id, each with the parts its key asks for; None for an unknown id."""
     pages: dict[int, ProfilePage] = {}
-    groups: dict[tuple[bool, bool, int], list[int]] = defaultdict(list)
+    groups: dict[tuple[bool, bool, int, frozenset[str] | None, bool], list[int]]
+    groups = defaultdict(list)
     for index, key in enumerate(keys):
-        size = key.timeline.first if key.timeline is not None else 0
-        groups[(key.identifiers, key.deals, size)].append(index)
-    for (identifiers, deals, size), indexes in groups.items():
+        part = key.timeline
+        size = part.first if part is not None else 0
+        projection = (part.interaction_keys, part.stage_deals) if part is not None else (None, True)
+        groups[(key.identifiers, key.deals, size, *projection)].append(index)
+    for (identifiers, deals, size, interaction_keys, stage_deals), indexes in groups.items():
         requests = [
             {
                 "key": str(i),
@@ -907,10 +966,11 @@ async def profile_pages(
         check = reader.key_check
         key_hash = check.claim() if check is not None else None
         try:
+            query = profile_pages_query(interaction_keys, stage_deals, with_key=bool(key_hash))
             if key_hash:
-                records = await reader.fetch(PROFILE_PAGES_WITH_KEY, keyHash=key_hash, **params)
+                records = await reader.fetch(query, keyHash=key_hash, **params)
             else:
-                records = await reader.fetch(PROFILE_PAGES, **params)
+                records = await reader.fetch(query, **params)
         except BaseException:
             if check is not None and key_hash:
                 check.not_carried()

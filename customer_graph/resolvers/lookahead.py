@@ -52,6 +52,64 @@ def child_fields(info: Info) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
+def names_under(info: Info, child: str) -> frozenset[str]:
+    """Every field name selected at any depth under the current field's child fields named
+    `child` (all their selections, fragments expanded, whatever the type): what a read for that
+    child may leave out is what no name here can ask for."""
+    raw = info._raw_info
+    children: list[FieldNode] = []
+    seen: set[str] = set()
+    for node in raw.field_nodes:
+        if node.selection_set is not None:
+            _fields_named(node.selection_set.selections, raw.fragments, child, children, seen)
+    names: set[str] = set()
+    seen.clear()
+    for field in children:
+        if field.selection_set is not None:
+            _all_names(field.selection_set.selections, raw.fragments, names, seen)
+    return frozenset(names)
+
+
+def _fields_named(
+    selections: Iterable[SelectionNode],
+    fragments: Mapping[str, FragmentDefinitionNode],
+    name: str,
+    found: list[FieldNode],
+    seen: set[str],
+) -> None:
+    for selection in selections:
+        if isinstance(selection, FieldNode):
+            if selection.name.value == name:
+                found.append(selection)
+        elif isinstance(selection, InlineFragmentNode):
+            _fields_named(selection.selection_set.selections, fragments, name, found, seen)
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None and selection.name.value not in seen:
+                seen.add(selection.name.value)
+                _fields_named(fragment.selection_set.selections, fragments, name, found, seen)
+
+
+def _all_names(
+    selections: Iterable[SelectionNode],
+    fragments: Mapping[str, FragmentDefinitionNode],
+    names: set[str],
+    seen: set[str],
+) -> None:
+    for selection in selections:
+        if isinstance(selection, FieldNode):
+            names.add(selection.name.value)
+            if selection.selection_set is not None:
+                _all_names(selection.selection_set.selections, fragments, names, seen)
+        elif isinstance(selection, InlineFragmentNode):
+            _all_names(selection.selection_set.selections, fragments, names, seen)
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None and selection.name.value not in seen:
+                seen.add(selection.name.value)
+                _all_names(fragment.selection_set.selections, fragments, names, seen)
+
+
 def _walk(
     selections: Iterable[SelectionNode],
     fragments: Mapping[str, FragmentDefinitionNode],

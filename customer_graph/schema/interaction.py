@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Final
 
 import strawberry
 
@@ -18,6 +19,33 @@ if TYPE_CHECKING:
     from customer_graph.schema.account import Account
     from customer_graph.schema.deal import Deal
     from customer_graph.schema.profile import CustomerRecord, Profile
+
+
+# The row keys (graph/reads.py INTERACTION_KEYS) that each field of Interaction reads, beyond
+# the id, type and time that every read has: a read for a selection naming none of a key's
+# fields leaves that key out (tests/unit/test_page_projection.py keeps this table whole).
+FIELD_KEYS: Final[dict[str, tuple[str, ...]]] = {
+    "name": ("name",),
+    "channel": ("channel",),
+    "direction": ("direction",),
+    "subject": ("subject",),
+    "body": ("body",),
+    "durationSeconds": ("durationSeconds",),
+    "properties": ("properties",),
+    "source": ("source",),
+    "messageId": ("messageId",),
+    "owner": ("owner",),
+    "deal": ("dealId",),
+    "account": ("accountId",),
+    "record": ("recordKey",),
+    "profile": ("recordKey",),
+}
+ALWAYS_READ: Final = frozenset({"id", "type", "occurredAt"})
+
+
+def interaction_keys(names: Iterable[str]) -> frozenset[str]:
+    """The row keys a selection whose field names are `names` may need."""
+    return frozenset(key for name in names for key in FIELD_KEYS.get(name, ()))
 
 
 @strawberry.enum(description="What kind of interaction it was.")

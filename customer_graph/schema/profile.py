@@ -31,7 +31,7 @@ from customer_graph.graph.rows import (
 )
 from customer_graph.resolvers.context import Info
 from customer_graph.resolvers.errors import INVALID_CURSOR, ApiError
-from customer_graph.resolvers.lookahead import child_fields
+from customer_graph.resolvers.lookahead import child_fields, names_under
 from customer_graph.resolvers.paging import MAX_PAGE_SIZE, check_first, check_list
 from customer_graph.resolvers.sync import then
 from customer_graph.schema.account import AccountMembership
@@ -41,6 +41,7 @@ from customer_graph.schema.interaction import (
     InteractionConnection,
     InteractionEdge,
     InteractionType,
+    interaction_keys,
     interaction_type,
 )
 from customer_graph.schema.node import (
@@ -348,8 +349,12 @@ def _timeline(
     root: Profile, info: Info, first: int, after: str | None = None
 ) -> TimelineConnection:
     check_first(first)
+    keyset = _keyset(after)
+    read = root.timeline_read
+    if read is not None and read[0].first == first and read[0].after == keyset:
+        return _timeline_connection(after, read[1])  # read with the profile, for this selection
     page = info.context.loaders.timeline_page_by_profile.load(
-        TimelinePageKey(profile_id=root.profile_id, first=first, after=_keyset(after))
+        TimelinePageKey(profile_id=root.profile_id, first=first, after=keyset)
     )
     return then(page, partial(_timeline_connection, after))
 
@@ -446,6 +451,8 @@ class Profile(Node):
         resolver=_interactions,
         description="Interactions newest first; `since` is inclusive, `until` exclusive.",
     )
+    # The timeline page read with the profile (profile page reads), for this object's selection.
+    timeline_read: strawberry.Private[tuple[TimelinePart, Page[TimelineEntry]] | None] = None
     timeline: TimelineConnection = strawberry.field(
         resolver=_timeline,
         description="Interactions, deal stage changes, merges and splits, newest first.",
@@ -535,12 +542,32 @@ async def load_profile_page(info: Info, profile_id: str | None) -> Profile | Non
         loaders.identifiers_by_profile.prime(row.id, page.identifiers)
     if page.deals is not None:
         loaders.deals_by_profile.prime(row.id, page.deals)
+    profile = Profile.from_row(row)
     if page.timeline is not None and key.timeline is not None:
-        timeline_key = TimelinePageKey(
-            profile_id=row.id, first=key.timeline.first, after=key.timeline.after
-        )
-        loaders.timeline_page_by_profile.prime(timeline_key, page.timeline)
-    return Profile.from_row(row)
+        profile.timeline_read = (key.timeline, page.timeline)
+        if key.timeline.complete:  # a page read with less is for this selection only
+            timeline_key = TimelinePageKey(
+                profile_id=row.id, first=key.timeline.first, after=key.timeline.after
+            )
+            loaders.timeline_page_by_profile.prime(timeline_key, page.timeline)
+    return profile
+
+
+def _timeline_part(info: Info, first: int, after: str | None) -> TimelinePart | None:
+    """The timeline page to read with the profile: only what the timeline's selection can
+    show (the interaction keys its field names need, a stage change's deal only for `deal` or
+    `durationSeconds`). None for a bad cursor, which the timeline resolver then reports."""
+    try:
+        keyset = _keyset(after)
+    except ApiError:
+        return None
+    names = names_under(info, "timeline")
+    return TimelinePart(
+        first=first,
+        after=keyset,
+        interaction_keys=interaction_keys(names),
+        stage_deals="deal" in names or "durationSeconds" in names,
+    )
 
 
 def _page_key(info: Info, profile_id: str) -> ProfilePageKey | None:
@@ -557,10 +584,7 @@ def _page_key(info: Info, profile_id: str) -> ProfilePageKey | None:
             and 0 <= first <= MAX_PAGE_SIZE
             and (after is None or isinstance(after, str))
         ):
-            try:
-                timeline = TimelinePart(first=first, after=_keyset(after))
-            except ApiError:
-                timeline = None  # the timeline resolver reports the bad cursor
+            timeline = _timeline_part(info, first, after)
     identifiers = "identifiers" in fields
     deals = "deals" in fields
     if not identifiers and not deals and timeline is None:

@@ -217,3 +217,105 @@ async def test_fields_that_load_only_when_needed(
     assert [c["durationSeconds"] for c in history] == [3 * 24 * 3600, None]
     assert all(c["deal"]["name"] == "Expansion" == got["name"] for c in history)
     assert all(c["deal"]["stage"] == got["stage"] for c in history)
+
+
+# One timeline selection per line: each reads only the keys its field names need.
+TIMELINE_SELECTIONS = (
+    "... on Interaction { id }",
+    "... on Interaction { type occurredAt subject }",
+    "... on Interaction { name channel direction durationSeconds source messageId }",
+    "... on Interaction { body properties }",
+    "... on Interaction { owner { id name email } }",
+    "... on Interaction { deal { id name } account { id name } }",
+    "... on Interaction { record { id source sourceId } profile { id } }",
+    "... on StageChange { id toStage }",
+    "... on StageChange { durationSeconds }",
+    "... on StageChange { deal { name stage } }",
+    "...Item",
+)
+ITEM_FRAGMENT = """
+fragment Item on TimelineItem {
+  ... on Interaction { id body properties owner { name } }
+  ... on StageChange { durationSeconds }
+}
+"""
+
+
+async def test_timeline_reads_only_what_its_selection_shows(
+    client: tuple[httpx.AsyncClient, Any], person: Person
+) -> None:
+    # Whatever the timeline's selection, the page read with the profile answers as the loaders
+    # do (the `node` path reads the full timeline through its own loader).
+    http, counting = client
+    for selection in TIMELINE_SELECTIONS:
+        timeline = "timeline(first: 20) { edges { cursor node { __typename " + selection + " } } }"
+        fragment = ITEM_FRAGMENT if "...Item" in selection else ""
+        before = len(counting.queries)
+        page = await data(
+            http,
+            "query ($id: ID!) { profile(id: $id) { " + timeline + " } }" + fragment,
+            id=person.profile_id,
+        )
+        page_queries = counting.queries[before:]
+        by_node = await data(
+            http,
+            "query ($gid: ID!) { node(id: $gid) { ... on Profile { "
+            + timeline
+            + " } } }"
+            + fragment,
+            gid=gid(person.profile_id),
+        )
+        assert page["profile"] == by_node["node"], selection
+        assert len(page["profile"]["timeline"]["edges"]) == 13, selection
+        if selection == "... on Interaction { id }":
+            # Nothing but ids: no body, properties or owner read, and no deals with changes.
+            assert len(page_queries) == 1
+            assert ".body" not in page_queries[0] and "OWNS" not in page_queries[0]
+            assert "history:" not in page_queries[0]
+
+    # The full shapes of what the fixture wrote come through a trimmed read unchanged.
+    got = await data(
+        http,
+        "query ($id: ID!) { profile(id: $id) { timeline(first: 20) { edges { node { "
+        "... on Interaction { subject properties owner { name } deal { name } } } } } } }",
+        id=person.profile_id,
+    )
+    calls = [
+        e["node"]
+        for e in got["profile"]["timeline"]["edges"]
+        if e["node"] and (e["node"].get("subject") or "").startswith("call")
+    ]
+    assert calls and all(c["owner"] == {"name": "Sam Seller"} for c in calls)
+    assert all(c["deal"] == {"name": "Expansion"} for c in calls)
+    assert {c["properties"]["n"] for c in calls} == {0, 3, 6}
+
+
+async def test_two_selections_of_one_timeline_page_each_get_theirs(
+    client: tuple[httpx.AsyncClient, Any], person: Person
+) -> None:
+    # Two aliases of one profile with one timeline page each: one asks for ids only, the other
+    # for bodies, properties and owners. Neither answer is served from the other's read.
+    http, _ = client
+    small = "timeline(first: 20) { edges { node { ... on Interaction { id } } } }"
+    large = (
+        "timeline(first: 20) { edges { node { ... on Interaction { id subject properties "
+        "owner { name } } ... on StageChange { durationSeconds } } } }"
+    )
+    for first, second in ((small, large), (large, small)):
+        got = await data(
+            http,
+            "query ($id: ID!) { a: profile(id: $id) { " + first + " } "
+            "b: profile(id: $id) { " + second + " } }",
+            id=person.profile_id,
+        )
+        full = await data(
+            http,
+            "query ($gid: ID!) { node(id: $gid) { ... on Profile { " + large + " } } }",
+            gid=gid(person.profile_id),
+        )
+        wide = got["a"] if first == large else got["b"]
+        narrow = got["b"] if first == large else got["a"]
+        assert wide == full["node"]
+        assert [e["node"].get("id") for e in narrow["timeline"]["edges"]] == [
+            e["node"].get("id") for e in wide["timeline"]["edges"]
+        ]
