@@ -405,9 +405,17 @@ INTERACTION_KEYS: Final[dict[str, str]] = {
 }
 
 
+# The keys a read may leave out: long text, JSON and lookups. The short ones are always read, so
+# that clients can make at most 2^6 texts of the statement (each new text is planned by Neo4j).
+OPTIONAL_INTERACTION_KEYS: Final = frozenset(
+    {"body", "properties", "recordKey", "owner", "dealId", "accountId"}
+)
+
+
 def _interaction_projection(keys: Iterable[str]) -> str:
+    wanted = set(keys) | (INTERACTION_KEYS.keys() - OPTIONAL_INTERACTION_KEYS)
     parts = [".id", ".type", "occurredAt: toString(i.occurredAt)"]
-    parts += [INTERACTION_KEYS[k] for k in INTERACTION_KEYS if k in keys]
+    parts += [INTERACTION_KEYS[k] for k in INTERACTION_KEYS if k in wanted]
     return "i {" + ", ".join(parts) + "}"
 
 
@@ -822,8 +830,8 @@ async def owners_by_id(reader: GraphReader, ids: Sequence[str]) -> list[OwnerRow
 class TimelinePart:
     """The timeline page a profile page asks for (`first` from 0 to the page size limit).
 
-    `interaction_keys` are the interaction keys to read beyond id, type and time (of
-    INTERACTION_KEYS; None: all of them); `stage_deals` whether a stage change carries its deal.
+    `interaction_keys` are the optional interaction keys to read (of OPTIONAL_INTERACTION_KEYS;
+    None: all of them); `stage_deals` whether a stage change carries its deal.
     A page read with less than all is for the selection that asked for it, not for a loader.
     """
 
@@ -928,6 +936,10 @@ def profile_pages_query(
 ) -> str:
     """The profile pages statement for one timeline projection (a handful of texts in all:
     one per shape of selection a client sends)."""
+    if interaction_keys is not None:
+        interaction_keys &= OPTIONAL_INTERACTION_KEYS
+        if interaction_keys == OPTIONAL_INTERACTION_KEYS:
+            interaction_keys = None
     if interaction_keys is None and stage_deals:
         query = PROFILE_PAGES
     else:

@@ -120,7 +120,8 @@ READ_RECORDS = _READ_RECORDS % {
 # Upsert the pending identifiers and take their write locks, in key order, so two writers
 # deciding about one identifier serialize (the second reads what the first committed). An
 # identifier a record already holds needs no lock: nothing is decided about it, its edge only
-# widens its times, under the record's lock. Returns the pending keys and the blocked ones.
+# widens its times, under the record's lock. Returns the blocked keys and the
+# pending identifiers (their nodes, for the rest of the statement, and their element ids).
 LOCK_PENDING_IDENTIFIERS = """
 CALL (pendingLists) {
   UNWIND pendingLists AS pending
@@ -130,7 +131,7 @@ CALL (pendingLists) {
     ON CREATE SET i.type = $identifierInfo[k].type, i.value = $identifierInfo[k].value,
                   i.blocked = false
   SET i.type = i.type
-  RETURN collect(k) AS pendingKeys, collect(CASE WHEN i.blocked THEN k END) AS blocked,
+  RETURN collect(CASE WHEN i.blocked THEN k END) AS blocked,
          collect([k, elementId(i)]) AS pendingElements, collect(i) AS pendingNodes
 }
 """

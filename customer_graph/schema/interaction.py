@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 
 import strawberry
 
+from customer_graph.graph.reads import OPTIONAL_INTERACTION_KEYS
 from customer_graph.graph.rows import InteractionFilter, InteractionRow
 from customer_graph.resolvers.context import Info
 from customer_graph.schema.node import Node, PageInfo, to_global_id
@@ -44,8 +45,10 @@ ALWAYS_READ: Final = frozenset({"id", "type", "occurredAt"})
 
 
 def interaction_keys(names: Iterable[str]) -> frozenset[str]:
-    """The row keys a selection whose field names are `names` may need."""
-    return frozenset(key for name in names for key in FIELD_KEYS.get(name, ()))
+    """The optional row keys (OPTIONAL_INTERACTION_KEYS) a selection whose field names are
+    `names` may need; the others are always read."""
+    needed = {key for name in names for key in FIELD_KEYS.get(name, ())}
+    return frozenset(needed & OPTIONAL_INTERACTION_KEYS)
 
 
 @strawberry.enum(description="What kind of interaction it was.")
