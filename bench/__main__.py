@@ -121,6 +121,10 @@ SIZES: dict[str, Size] = {
 WARM_JIT_SHARE = 0.10
 WARM_SETTLED_ROUNDS = 3
 WARM_ROUND_RECORDS = 4_000
+# The measured ingestion phases are measured again (on data of their own) while the JIT
+# compiler's share of Neo4j's CPU during them is above this, at most MEASURE_ATTEMPTS times.
+MEASURED_JIT_LIMIT = 0.10
+MEASURE_ATTEMPTS = 3
 CONCURRENCY = (1, 4, 16)
 WRITERS = 2  # concurrent write_batch calls while loading
 BATCH = 500
@@ -683,14 +687,62 @@ async def fig_ingest(run: Run) -> None:
     )
     log(f"ingest warm-up: {json.dumps(warmup)}")
 
-    data = generate(config)
-    identifies, tracks = _by_kind(list(segment_messages(data)))
     out: dict[str, Any] = {
         "batch_size": 100,
         "clients": 8,
         "warmup_seconds": warmup["seconds"],
         "warmup": warmup,
     }
+    # A phase measured while the JIT compiler still takes a good share of Neo4j's CPU measures
+    # the compiler, not the server: measure again on data of its own, at most twice, and keep
+    # the last attempt (every attempt is reported).
+    attempts: list[dict[str, Any]] = []
+    for attempt in range(MEASURE_ATTEMPTS):
+        attempt_config = replace(
+            config,
+            seed=config.seed + 100 * attempt,  # message ids come from the seed
+            prefix=config.prefix if attempt == 0 else f"ing{attempt}-",
+            phone_offset=attempt * 20 * config.records,
+        )
+        phases = await _measure_ingest(run, meter, generate(attempt_config))
+        shares = [phases[name]["cpu"]["neo4j"].get("jit_share", 0.0) for name in phases]
+        attempts.append(
+            {
+                "events_per_s": {name: phase["events_per_s"] for name, phase in phases.items()},
+                "jit_share": dict(zip(phases, shares, strict=True)),
+            }
+        )
+        out.update(phases)
+        if max(shares) <= MEASURED_JIT_LIMIT:
+            break
+    out["attempts"] = attempts
+    floor_data = generate(replace(config, prefix="ingf-", block=5))
+    meter.start()
+    floor = await floors.raw_merge(run.driver, run.settings.neo4j_database, floor_data)
+    used = meter.stop()
+    floor_events = floor["customers"] + floor["interactions"]
+    floor["cpu"] = cpu_summary(used, floor_events, floor_events / floor["events_per_s"])
+    out["floor"] = floor
+    total_events = out["identify"]["events"] + out["track"]["events"]
+    total_seconds = out["identify"]["seconds"] + out["track"]["seconds"]
+    out["events_per_s"] = round(total_events / total_seconds, 1) if total_seconds else None
+    out["identify_events_per_s"] = out["identify"]["events_per_s"]
+    out["floor_events_per_s"] = floor["events_per_s"]
+    out["floor_identify_per_s"] = floor["customers_per_s"]
+    out["ratio_to_floor"] = (
+        round(out["events_per_s"] / floor["events_per_s"], 3) if out["events_per_s"] else None
+    )
+    out["identify_ratio_to_floor"] = round(
+        out["identify"]["events_per_s"] / floor["customers_per_s"], 3
+    )
+    run.results["ingest"] = out
+
+
+async def _measure_ingest(run: Run, meter: CpuMeter, data: Dataset) -> dict[str, Any]:
+    """The identify events of `data`, then its track and page events, through POST /v1/batch
+    (100 per request, 8 clients): rate, batch latencies and CPU of each phase."""
+    identifies, tracks = _by_kind(list(segment_messages(data)))
+    out: dict[str, Any] = {}
     for name, group in (("identify", identifies), ("track", tracks)):
         batches = _chunks(group, 100)
         statuses: dict[int, int] = {}
@@ -717,26 +769,7 @@ async def fig_ingest(run: Run) -> None:
             "cpu": cpu_summary(used, sum(len(b) for b in sent), load.seconds),
         }
         log(f"ingest {name}: {json.dumps(out[name])}")
-    floor_data = generate(replace(config, prefix="ingf-", block=5))
-    meter.start()
-    floor = await floors.raw_merge(run.driver, run.settings.neo4j_database, floor_data)
-    used = meter.stop()
-    floor_events = floor["customers"] + floor["interactions"]
-    floor["cpu"] = cpu_summary(used, floor_events, floor_events / floor["events_per_s"])
-    out["floor"] = floor
-    total_events = out["identify"]["events"] + out["track"]["events"]
-    total_seconds = out["identify"]["seconds"] + out["track"]["seconds"]
-    out["events_per_s"] = round(total_events / total_seconds, 1) if total_seconds else None
-    out["identify_events_per_s"] = out["identify"]["events_per_s"]
-    out["floor_events_per_s"] = floor["events_per_s"]
-    out["floor_identify_per_s"] = floor["customers_per_s"]
-    out["ratio_to_floor"] = (
-        round(out["events_per_s"] / floor["events_per_s"], 3) if out["events_per_s"] else None
-    )
-    out["identify_ratio_to_floor"] = round(
-        out["identify"]["events_per_s"] / floor["customers_per_s"], 3
-    )
-    run.results["ingest"] = out
+    return out
 
 
 async def _warm_ingestion(run: Run, config: GeneratorConfig) -> dict[str, Any]:

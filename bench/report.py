@@ -116,9 +116,21 @@ def render(results: dict[str, Any], plots: str | None = None) -> str:
                 if shares
                 else ""
             )
+            attempts = ingest.get("attempts") or []
+            again = (
+                "; measured "
+                + str(len(attempts))
+                + " times, the JIT's share in the attempts before the last: "
+                + ", ".join(
+                    "/".join(f"{v:.0%}" for v in a["jit_share"].values()) for a in attempts[:-1]
+                )
+                + " (identify/track)"
+                if len(attempts) > 1
+                else ""
+            )
             out.append(
                 "\nCPU per event (µs) and cores kept busy, per process; Neo4j's JIT compiler "
-                f"apart (after a {_fmt(ingest.get('warmup_seconds'))} s warm-up{rounds}):\n"
+                f"apart (after a {_fmt(ingest.get('warmup_seconds'))} s warm-up{rounds}{again}):\n"
             )
             out.append(_table(CPU_HEADER, cpu_rows))
         out.append(f"\n![ingest]({plots}/ingest.png)")
