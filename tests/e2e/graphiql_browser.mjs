@@ -9,7 +9,8 @@
 //    pageErrors}.
 // With no steps, the page is only opened (`opened` says what the browser got).
 // Console errors are tagged with the phase they happened in: "load" (before the first step
-// typed its headers) or "run". Every request leaving the server's origin is aborted and
+// typed its headers) or "run"; so are the requests refused with 401 (`refused`), with whether
+// they carried an Authorization header. Every request leaving the server's origin is aborted and
 // reported in `outside`. With `docs`, the Docs panel is opened and its text returned once it
 // shows that text (the schema was introspected with the headers typed in).
 import { mkdtemp, rm } from "node:fs/promises";
@@ -69,6 +70,7 @@ const userDataDir = await mkdtemp(join(tmpdir(), "cg-chromium-"));
 const outside = [];
 const consoleErrors = [];
 const pageErrors = [];
+const refused = [];
 const results = [];
 let phase = "load";
 let docs = null;
@@ -87,6 +89,12 @@ try {
     if (message.type() === "error") consoleErrors.push({ phase, text: message.text() });
   });
   page.on("pageerror", (error) => pageErrors.push(String(error)));
+  // Each 401, and whether its request carried a key: the console's message does not say.
+  page.on("response", (response) => {
+    if (response.status() !== 401) return;
+    const withKey = response.request().headers()["authorization"] !== undefined;
+    refused.push({ phase, url: response.url(), withKey });
+  });
   await context.route("**/*", (route) => {
     const url = route.request().url();
     if (url.startsWith(origin) || url.startsWith("data:") || url.startsWith("blob:")) {
@@ -130,4 +138,6 @@ try {
   await context.close();
   await rm(userDataDir, { recursive: true, force: true });
 }
-console.log(JSON.stringify({ opened, results, docs, outside, consoleErrors, pageErrors }));
+console.log(
+  JSON.stringify({ opened, results, docs, outside, consoleErrors, pageErrors, refused }),
+);
