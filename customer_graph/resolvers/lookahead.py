@@ -5,15 +5,16 @@ profile page: identifiers, a timeline page, deals) asks which child fields are s
 which arguments, then fills the children's DataLoaders with what it read, so the child
 resolvers find their data cached instead of each sending a round trip.
 
-This walks graphql-core's field nodes directly (fragments expanded, one level deep only):
-strawberry's `info.selected_fields` converts the whole subtree, which costs more than it saves
+This walks graphql-core's field nodes directly, fragments expanded: `child_fields` one level
+deep, `names_under` the names (only) of one child's whole subtree. Strawberry's
+`info.selected_fields` converts the whole subtree into objects, which costs more than it saves
 here. Fields under `@skip`/`@include` count as selected: reading too much is harmless, the
 child resolver simply does not use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from graphql import (
@@ -47,8 +48,9 @@ def child_fields(info: Info) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
     seen: set[str] = set()
     for node in raw.field_nodes:
-        if node.selection_set is not None:
-            _walk(node.selection_set.selections, raw.fragments, variables, found, seen)
+        for field in _fields(_selections(node), raw.fragments, seen):
+            args = {a.name.value: _value(a.value, variables) for a in field.arguments or ()}
+            found.setdefault(field.name.value, []).append(args)
     return found
 
 
@@ -57,78 +59,44 @@ def names_under(info: Info, child: str) -> frozenset[str]:
     `child` (all their selections, fragments expanded, whatever the type): what a read for that
     child may leave out is what no name here can ask for."""
     raw = info._raw_info
-    children: list[FieldNode] = []
     seen: set[str] = set()
-    for node in raw.field_nodes:
-        if node.selection_set is not None:
-            _fields_named(node.selection_set.selections, raw.fragments, child, children, seen)
+    stack = [
+        field
+        for node in raw.field_nodes
+        for field in _fields(_selections(node), raw.fragments, seen)
+        if field.name.value == child
+    ]
     names: set[str] = set()
-    seen.clear()
-    for field in children:
-        if field.selection_set is not None:
-            _all_names(field.selection_set.selections, raw.fragments, names, seen)
+    seen = set()
+    while stack:
+        for field in _fields(_selections(stack.pop()), raw.fragments, seen):
+            names.add(field.name.value)
+            stack.append(field)
     return frozenset(names)
 
 
-def _fields_named(
+def _selections(field: FieldNode) -> Iterable[SelectionNode]:
+    return field.selection_set.selections if field.selection_set is not None else ()
+
+
+def _fields(
     selections: Iterable[SelectionNode],
     fragments: Mapping[str, FragmentDefinitionNode],
-    name: str,
-    found: list[FieldNode],
     seen: set[str],
-) -> None:
+) -> Iterator[FieldNode]:
+    """The fields of one level of a selection, inline fragments and fragment spreads expanded
+    (each named fragment once per walk: `seen`)."""
     for selection in selections:
         if isinstance(selection, FieldNode):
-            if selection.name.value == name:
-                found.append(selection)
+            yield selection
         elif isinstance(selection, InlineFragmentNode):
-            _fields_named(selection.selection_set.selections, fragments, name, found, seen)
-        elif isinstance(selection, FragmentSpreadNode):
-            fragment = fragments.get(selection.name.value)
-            if fragment is not None and selection.name.value not in seen:
-                seen.add(selection.name.value)
-                _fields_named(fragment.selection_set.selections, fragments, name, found, seen)
-
-
-def _all_names(
-    selections: Iterable[SelectionNode],
-    fragments: Mapping[str, FragmentDefinitionNode],
-    names: set[str],
-    seen: set[str],
-) -> None:
-    for selection in selections:
-        if isinstance(selection, FieldNode):
-            names.add(selection.name.value)
-            if selection.selection_set is not None:
-                _all_names(selection.selection_set.selections, fragments, names, seen)
-        elif isinstance(selection, InlineFragmentNode):
-            _all_names(selection.selection_set.selections, fragments, names, seen)
-        elif isinstance(selection, FragmentSpreadNode):
-            fragment = fragments.get(selection.name.value)
-            if fragment is not None and selection.name.value not in seen:
-                seen.add(selection.name.value)
-                _all_names(fragment.selection_set.selections, fragments, names, seen)
-
-
-def _walk(
-    selections: Iterable[SelectionNode],
-    fragments: Mapping[str, FragmentDefinitionNode],
-    variables: Mapping[str, Any],
-    found: dict[str, list[dict[str, Any]]],
-    seen: set[str],
-) -> None:
-    for selection in selections:
-        if isinstance(selection, FieldNode):
-            args = {a.name.value: _value(a.value, variables) for a in selection.arguments or ()}
-            found.setdefault(selection.name.value, []).append(args)
-        elif isinstance(selection, InlineFragmentNode):
-            _walk(selection.selection_set.selections, fragments, variables, found, seen)
+            yield from _fields(selection.selection_set.selections, fragments, seen)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             fragment = fragments.get(name)
             if fragment is not None and name not in seen:
                 seen.add(name)
-                _walk(fragment.selection_set.selections, fragments, variables, found, seen)
+                yield from _fields(fragment.selection_set.selections, fragments, seen)
 
 
 def _value(node: ValueNode, variables: Mapping[str, Any]) -> Any:
