@@ -927,7 +927,6 @@ CALL () {
     + """ AS apiKey
 }"""
 )
-PROFILE_PAGES_WITH_KEY: Final = _KEY_LOOKUP + PROFILE_PAGES + ", apiKey"
 
 
 @lru_cache(maxsize=256)
