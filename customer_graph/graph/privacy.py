@@ -497,7 +497,15 @@ async def export_profile(
         result = await tx.run(EXPORT_RECORDS, id=live_id)
         records = [r.data() async for r in result]
         result = await tx.run(EXPORT_INTERACTIONS, id=live_id)
-        interactions = [{**r["interaction"], "recordKey": r["recordKey"]} async for r in result]
+        # An event's interaction keeps its messageId claim (graph/messages.py): bookkeeping, not
+        # the person's data.
+        interactions = [
+            {
+                **{k: v for k, v in r["interaction"].items() if k != "claim"},
+                "recordKey": r["recordKey"],
+            }
+            async for r in result
+        ]
         result = await tx.run(EXPORT_IDENTITY_EVENTS, ids=ids)
         events = [{"kind": r["kind"], **r["event"]} async for r in result]
         return {

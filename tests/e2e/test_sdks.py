@@ -1,8 +1,9 @@
 """The real Segment and RudderStack Python SDKs, against a real uvicorn, deliver each event once.
 
 Each SDK gets its own write key (so its own source); after it flushes, the graph must hold one
-Message per event sent, one Interaction per track/page/screen, each under the messageId the test
-gave it, and no SDK error may have been reported.
+claim per event sent (its Interaction for a track, page or screen, a Message for the others) and
+one Interaction per track/page/screen, each under the messageId the test gave it, and no SDK
+error may have been reported.
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ def send_events(sdk: Any, prefix: str, count: int) -> tuple[set[str], set[str]]:
 
 async def landed(driver: AsyncDriver, settings: Settings, source: str) -> dict[str, Any]:
     records, _, _ = await driver.execute_query(
-        "CALL () { MATCH (m:Message) WHERE m.id STARTS WITH $prefix "
-        "  RETURN collect(substring(m.id, size($prefix))) AS messages } "
+        "CALL () { CALL () { MATCH (m:Message) WHERE m.id STARTS WITH $prefix RETURN m.id AS id "
+        "  UNION ALL MATCH (i:Interaction) WHERE i.id STARTS WITH $prefix RETURN i.id AS id } "
+        "  RETURN collect(substring(id, size($prefix))) AS messages } "
         "CALL () { MATCH (i:Interaction {source: $source}) "
         "  RETURN collect(i.messageId) AS interactions } "
         "CALL () { MATCH (c:Customer {source: $source}) RETURN count(c) AS customers } "

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from neo4j import AsyncDriver, AsyncManagedTransaction
 
 from customer_graph.graph.messages import Unit, write_deduplicated
-from customer_graph.graph.records import CustomerIn, IdentifierIn, WriteBatch, WriteResult
+from customer_graph.graph.records import (
+    CustomerIn,
+    IdentifierIn,
+    InteractionIn,
+    WriteBatch,
+    WriteResult,
+)
 from customer_graph.settings import Settings
 from tests.helpers import unique
 
@@ -20,6 +27,33 @@ def _unit(key: str, source_id: str) -> Unit:
         identifiers=(IdentifierIn("user_id", source_id),),
     )
     return key, WriteBatch(customers=(customer,))
+
+
+def _event(key: str, source_id: str) -> Unit:
+    """A tracked event: its interaction is keyed by the message's key, as the tracking API's."""
+    _, batch = _unit(key, source_id)
+    event = InteractionIn(
+        id=key,
+        source="claims",
+        customer_source_id=source_id,
+        type="track",
+        occurred_at=datetime.now(UTC),
+        name="Viewed",
+    )
+    return key, WriteBatch(customers=batch.customers, interactions=(event,))
+
+
+async def _claims(driver: AsyncDriver, settings: Settings, prefix: str) -> dict[str, list[str]]:
+    records, _, _ = await driver.execute_query(
+        "CALL () { MATCH (m:Message) WHERE m.id STARTS WITH $p "
+        "  WITH m.id AS id ORDER BY id RETURN collect(id) AS messages } "
+        "CALL () { MATCH (i:Interaction) WHERE i.id STARTS WITH $p "
+        "  WITH i.id AS id ORDER BY id RETURN collect(id) AS interactions } "
+        "RETURN messages, interactions",
+        p=prefix,
+        database_=settings.neo4j_database,
+    )
+    return dict(records[0])
 
 
 async def _count_writes(tx: AsyncManagedTransaction, batch: WriteBatch) -> WriteResult:
@@ -41,7 +75,11 @@ async def test_concurrent_writers_write_each_message_exactly_once(
     slices = [[*keys[n * 3 : n * 3 + 12], keys[n * 3]] for n in range(8)]
 
     async def writer(part: list[str]) -> frozenset[int]:
-        units = [_unit(k, k.rsplit(":", 1)[1]) for k in part]
+        # Odd keys are tracked events, claimed through their interaction; even ones messages.
+        units = [
+            (_event if int(k.rsplit("m", 1)[1]) % 2 else _unit)(k, k.rsplit(":", 1)[1])
+            for k in part
+        ]
         outcome = await write_deduplicated(driver, settings.neo4j_database, units, _count_writes)
         return frozenset(n for n in range(len(units)) if n not in outcome.duplicates)
 
@@ -90,6 +128,48 @@ async def test_the_screen_refuses_units_and_releases_their_claims(
         database_=settings.neo4j_database,
     )
     assert records[0]["ids"] == [f"claims:{u}-a"]  # the refused message left no claim
+    await driver.execute_query(
+        "MATCH (s:Suppression {hash: $h}) DELETE s", h=digest, database_=settings.neo4j_database
+    )
+
+
+async def test_an_event_claims_its_key_with_its_interaction(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    u = unique("kinds")
+    units = [_event(f"claims:{u}-t", f"{u}-t"), _unit(f"claims:{u}-i", f"{u}-i")]
+    first = await write_deduplicated(driver, settings.neo4j_database, units, _count_writes)
+    assert first.duplicates == frozenset()
+    claims = await _claims(driver, settings, f"claims:{u}-")
+    assert claims == {"messages": [f"claims:{u}-i"], "interactions": [f"claims:{u}-t"]}
+
+    # The same keys sent again as the other kind are replays all the same.
+    swapped = [_unit(f"claims:{u}-t", f"{u}-t2"), _event(f"claims:{u}-i", f"{u}-i2")]
+    again = await write_deduplicated(driver, settings.neo4j_database, swapped, _count_writes)
+    assert again.duplicates == frozenset({0, 1})
+    assert again.result.customers_written == 0
+    assert await _claims(driver, settings, f"claims:{u}-") == claims
+
+
+async def test_a_refused_event_leaves_no_interaction(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    u = unique("refused")
+    digest = f"test-hash-{u}"
+    await driver.execute_query(
+        "CREATE (:Suppression {hash: $h})", h=digest, database_=settings.neo4j_database
+    )
+    units = [_event(f"claims:{u}-a", f"{u}-a"), _event(f"claims:{u}-b", f"{u}-b")]
+
+    def screen(batch: WriteBatch) -> Mapping[str, list[tuple[str, int]]]:
+        return {digest: [("interactions", 1)]}
+
+    outcome = await write_deduplicated(
+        driver, settings.neo4j_database, units, _count_writes, screen
+    )
+    assert outcome.screened == frozenset({1})
+    claims = await _claims(driver, settings, f"claims:{u}-")
+    assert claims == {"messages": [], "interactions": [f"claims:{u}-a"]}
     await driver.execute_query(
         "MATCH (s:Suppression {hash: $h}) DELETE s", h=digest, database_=settings.neo4j_database
     )

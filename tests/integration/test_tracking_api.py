@@ -164,10 +164,16 @@ async def test_a_replayed_message_id_is_not_written_again(
         m=f"{u}-m",
     )
     assert rows == [{"name": "Original", "p": "{}"}]
-    messages = await query(
-        driver, app_settings, "MATCH (m:Message {id: $id}) RETURN count(m) AS n", id=f"dev:{u}-m"
+    # A track event's claim is its interaction's node, keyed by the message: no Message node.
+    claims = await query(
+        driver,
+        app_settings,
+        "CALL () { MATCH (i:Interaction {id: $id}) RETURN count(i) AS interactions } "
+        "CALL () { MATCH (m:Message {id: $id}) RETURN count(m) AS messages } "
+        "RETURN interactions, messages",
+        id=f"dev:{u}-m",
     )
-    assert messages == [{"n": 1}]
+    assert claims == [{"interactions": 1, "messages": 0}]
     assert _sample("customer_graph_ingest_messages_deduplicated_total") - before == 3
 
 
