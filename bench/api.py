@@ -146,6 +146,9 @@ class ApiServer:
             self.process.wait(10)
 
 
+KEEPALIVE_S = 3.0
+
+
 class LoadClient:
     """Keep-alive HTTP to one API server, for the load driver: JSON in, status and JSON out."""
 
@@ -153,7 +156,10 @@ class LoadClient:
         self.session = aiohttp.ClientSession(
             base_url=base_url,
             headers=headers,
-            connector=aiohttp.TCPConnector(limit=connections),
+            # Idle connections are dropped before the server's keep-alive timeout (uvicorn's 5 s)
+            # closes them: a request written on a connection the server is closing at that moment
+            # fails (aiohttp's default of 15 s made that a race after any pause over 5 s).
+            connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=KEEPALIVE_S),
             timeout=aiohttp.ClientTimeout(total=120),
         )
 
