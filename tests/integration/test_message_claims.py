@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from neo4j import AsyncDriver, AsyncManagedTransaction
 
 from customer_graph.graph.messages import Unit, write_deduplicated
+from customer_graph.graph.privacy import export_profile
 from customer_graph.graph.records import (
     CustomerIn,
     IdentifierIn,
@@ -16,6 +17,7 @@ from customer_graph.graph.records import (
     WriteBatch,
     WriteResult,
 )
+from customer_graph.ingestion.workers import write_path
 from customer_graph.settings import Settings
 from tests.helpers import unique
 
@@ -173,3 +175,20 @@ async def test_a_refused_event_leaves_no_interaction(
     await driver.execute_query(
         "MATCH (s:Suppression {hash: $h}) DELETE s", h=digest, database_=settings.neo4j_database
     )
+
+
+async def test_an_events_claim_stays_out_of_the_persons_export(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    u = unique("export")
+    key, batch = _event(f"claims:{u}-t", f"{u}-t")
+    outcome = await write_deduplicated(
+        driver, settings.neo4j_database, [(key, batch)], write_path(settings)
+    )
+    assert outcome.duplicates == frozenset()
+    profile_id = outcome.result.record_profiles[f"claims:{u}-t"]
+    exported = await export_profile(driver, settings, profile_id)
+    assert exported is not None
+    [interaction] = exported["interactions"]
+    assert interaction["id"] == key and interaction["name"] == "Viewed"
+    assert "claim" not in interaction
