@@ -169,11 +169,14 @@ async def write_deduplicated_tx(
 
     With a `screen`, a unit any part of which it refuses is not written at all.
     """
-    # Sorted, so that concurrent writers take the claims' locks in one order (no deadlock).
-    by_interaction = {
-        key for key, batch in units if key is not None and claims_by_interaction(key, batch)
-    }
-    keys = sorted({key for key, _ in units if key is not None} - by_interaction)
+    # A key's first unit is the one written (later copies are duplicates): it says how the key
+    # is claimed. Sorted, so that concurrent writers take the claims' locks in one order.
+    first: dict[str, WriteBatch] = {}
+    for key, batch in units:
+        if key is not None:
+            first.setdefault(key, batch)
+    by_interaction = {key for key, batch in first.items() if claims_by_interaction(key, batch)}
+    keys = sorted(first.keys() - by_interaction)
     every = {index: batch for index, (_, batch) in enumerate(units)}
     # Duplicates are screened too, so that a replay naming an erased person says so.
     lookups = screen(concat_batches(every.values())) if screen is not None and units else {}

@@ -192,3 +192,18 @@ async def test_an_events_claim_stays_out_of_the_persons_export(
     [interaction] = exported["interactions"]
     assert interaction["id"] == key and interaction["name"] == "Viewed"
     assert "claim" not in interaction
+
+
+async def test_a_keys_first_message_in_a_batch_decides_its_claim(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    u = unique("first")
+    key = f"claims:{u}-k"
+    units = [_unit(key, f"{u}-a"), _event(key, f"{u}-b")]  # one messageId, sent as two types
+    outcome = await write_deduplicated(driver, settings.neo4j_database, units, _count_writes)
+    assert outcome.duplicates == frozenset({1})
+    # The message written claims as a message; no empty interaction is left behind.
+    assert await _claims(driver, settings, f"claims:{u}-") == {
+        "messages": [key],
+        "interactions": [],
+    }
