@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 
 from neo4j import AsyncDriver, AsyncManagedTransaction
@@ -58,6 +59,20 @@ async def _claims(driver: AsyncDriver, settings: Settings, prefix: str) -> dict[
     return dict(records[0])
 
 
+@contextlib.asynccontextmanager
+async def _suppressed(driver: AsyncDriver, settings: Settings, u: str) -> AsyncIterator[str]:
+    """A Suppression hash of the test's own, removed afterwards."""
+    digest = f"test-hash-{u}"
+    db = settings.neo4j_database
+    await driver.execute_query("CREATE (:Suppression {hash: $h})", h=digest, database_=db)
+    try:
+        yield digest
+    finally:
+        await driver.execute_query(
+            "MATCH (s:Suppression {hash: $h}) DELETE s", h=digest, database_=db
+        )
+
+
 async def _count_writes(tx: AsyncManagedTransaction, batch: WriteBatch) -> WriteResult:
     # A write that leaves a trace per record, so a double write would show.
     result = await tx.run(
@@ -108,31 +123,21 @@ async def test_the_screen_refuses_units_and_releases_their_claims(
     driver: AsyncDriver, settings: Settings
 ) -> None:
     u = unique("screen")
-    digest = f"test-hash-{u}"
-    await driver.execute_query(
-        "CREATE (:Suppression {hash: $h})", h=digest, database_=settings.neo4j_database
-    )
     units = [_unit(f"claims:{u}-a", f"{u}-a"), _unit(f"claims:{u}-b", f"{u}-b")]
+    async with _suppressed(driver, settings, u) as digest:
 
-    def screen(batch: WriteBatch) -> Mapping[str, list[tuple[str, int]]]:
-        # The second record's hash is suppressed; the first's is not.
-        return {f"other-{u}": [("customers", 0)], digest: [("customers", 1)]}
+        def screen(batch: WriteBatch) -> Mapping[str, list[tuple[str, int]]]:
+            # The second record's hash is suppressed; the first's is not.
+            return {f"other-{u}": [("customers", 0)], digest: [("customers", 1)]}
 
-    outcome = await write_deduplicated(
-        driver, settings.neo4j_database, units, _count_writes, screen
-    )
+        outcome = await write_deduplicated(
+            driver, settings.neo4j_database, units, _count_writes, screen
+        )
     assert outcome.screened == frozenset({1})
     assert outcome.duplicates == frozenset()
     assert outcome.result.customers_written == 1
-    records, _, _ = await driver.execute_query(
-        "MATCH (m:Message) WHERE m.id STARTS WITH $p RETURN collect(m.id) AS ids",
-        p=f"claims:{u}-",
-        database_=settings.neo4j_database,
-    )
-    assert records[0]["ids"] == [f"claims:{u}-a"]  # the refused message left no claim
-    await driver.execute_query(
-        "MATCH (s:Suppression {hash: $h}) DELETE s", h=digest, database_=settings.neo4j_database
-    )
+    claims = await _claims(driver, settings, f"claims:{u}-")
+    assert claims["messages"] == [f"claims:{u}-a"]  # the refused message left no claim
 
 
 async def test_an_event_claims_its_key_with_its_interaction(
@@ -157,24 +162,18 @@ async def test_a_refused_event_leaves_no_interaction(
     driver: AsyncDriver, settings: Settings
 ) -> None:
     u = unique("refused")
-    digest = f"test-hash-{u}"
-    await driver.execute_query(
-        "CREATE (:Suppression {hash: $h})", h=digest, database_=settings.neo4j_database
-    )
     units = [_event(f"claims:{u}-a", f"{u}-a"), _event(f"claims:{u}-b", f"{u}-b")]
+    async with _suppressed(driver, settings, u) as digest:
 
-    def screen(batch: WriteBatch) -> Mapping[str, list[tuple[str, int]]]:
-        return {digest: [("interactions", 1)]}
+        def screen(batch: WriteBatch) -> Mapping[str, list[tuple[str, int]]]:
+            return {digest: [("interactions", 1)]}
 
-    outcome = await write_deduplicated(
-        driver, settings.neo4j_database, units, _count_writes, screen
-    )
+        outcome = await write_deduplicated(
+            driver, settings.neo4j_database, units, _count_writes, screen
+        )
     assert outcome.screened == frozenset({1})
     claims = await _claims(driver, settings, f"claims:{u}-")
     assert claims == {"messages": [], "interactions": [f"claims:{u}-a"]}
-    await driver.execute_query(
-        "MATCH (s:Suppression {hash: $h}) DELETE s", h=digest, database_=settings.neo4j_database
-    )
 
 
 async def test_an_events_claim_stays_out_of_the_persons_export(
