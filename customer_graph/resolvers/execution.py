@@ -1,4 +1,4 @@
-"""GraphQL execution with a short path for plain leaf fields.
+"""GraphQL execution with a short path for plain leaf fields and for objects.
 
 Most fields of a response are leaves read straight off their parent object: a profile's `email`,
 an interaction's `occurredAt`, an identifier's `type` or `sources`. Strawberry gives such a field
@@ -12,32 +12,47 @@ resolver answers it; graphql-core executes the other fields, and the two parts a
 the order the query asked for. On the profile page (about 300 fields, more than half of them
 plain leaves) this took 9% off the API's CPU time per request.
 
-Anything else goes the ordinary way: fields with a resolver or arguments, objects, lists of
-lists, any value that is absent or holds a null item (so a null in a non-null position gets
-graphql-core's own error, with its path), and any value whose coercion fails (so its error is
-located as graphql-core locates it). The decision is made once per (type, field) and kept.
+Objects take a short path too. A value of an object type, of a union, or a list of them with
+non-null items (a resolver's answer, or a plain field such as a connection's `edges` or an
+interaction's `owner`) has its sub-selection executed at once, without graphql-core's layers of
+generic completion, once the object type of every item is known: the union's `resolve_type` and
+the type's `is_type_of` are asked first, as graphql-core asks them, before anything is executed.
+Errors are handled at the same paths as graphql-core handles them, and awaited parts are
+gathered as it gathers them. On the profile page this makes 9% fewer Python calls per request.
+
+Anything else goes the ordinary way: fields with a resolver or arguments (their answers aside),
+interfaces, lists of lists, lists whose items may be null, any value that is absent or holds a
+null item (so a null in a non-null position gets graphql-core's own error, with its path), any
+value whose type is not found without awaiting, and any value whose coercion fails (so its error
+is located as graphql-core locates it). The decision is made once per (type, field) and kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, Final
 
 from graphql import (
     GraphQLField,
     GraphQLLeafType,
+    GraphQLList,
+    GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+    GraphQLUnionType,
     get_named_type,
     get_nullable_type,
     is_list_type,
 )
-from graphql.execution.collect_fields import GroupedFieldSet
-from graphql.pyutils import Path, Undefined
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.pyutils import Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-# Per object type: field name -> (resolver, leaf type, a list of them?) for plain leaves and
-# lists of leaves, None for the rest.
-_Plan = tuple[Any, GraphQLLeafType, bool] | None
+# Per object type: field name -> (resolver, leaf type, a list of them?, the field) for plain
+# leaves and lists of leaves, (resolver, None, False, the field) for plain objects, lists of
+# objects and unions; None for the rest.
+_Plan = tuple[Any, GraphQLLeafType | None, bool, GraphQLField] | None
 # Keyed by the type object itself (a plain dict: a weak one costs more than the field it saves);
 # schemas live as long as the process.
 _PLANS: Final[dict[GraphQLObjectType, dict[str, _Plan]]] = {}
@@ -50,13 +65,15 @@ def _plan(field: GraphQLField | None) -> _Plan:
     if resolve is None or not getattr(resolve, "_is_default", False):
         return None  # a resolver of ours, or graphql-core's own (introspection)
     named = get_named_type(field.type)
+    if isinstance(named, GraphQLObjectType | GraphQLUnionType):
+        return resolve, None, False, field
     if not isinstance(named, GraphQLLeafType):
         return None
     outer = get_nullable_type(field.type)
     if not is_list_type(outer):
-        return resolve, named, False
+        return resolve, named, False, field
     inner = get_nullable_type(outer.of_type)
-    return None if is_list_type(inner) else (resolve, named, True)
+    return None if is_list_type(inner) else (resolve, named, True, field)
 
 
 def _coerce_list(leaf: GraphQLLeafType, value: Any) -> list[Any] | None:
@@ -77,8 +94,138 @@ def _coerce_list(leaf: GraphQLLeafType, value: Any) -> list[Any] | None:
     return coerced
 
 
+_ORDINARY: Final = object()  # "complete this value graphql-core's own way"
+
+
 class LeafFastExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's execution context, with plain leaf fields read and serialized directly."""
+    """Strawberry's execution context, with plain leaf fields read and serialized directly and
+    objects completed without graphql-core's generic layers."""
+
+    def complete_value(
+        self,
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        if result is not None and result is not Undefined and not isinstance(result, Exception):
+            completed = self._complete_objects(
+                return_type, field_details_list, info, path, result, position_context
+            )
+            if completed is not _ORDINARY:
+                return completed
+        return super().complete_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+    def _complete_objects(
+        self,
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """An object, or a list of objects none of which is null, with the types they resolve
+        to known before any is executed; _ORDINARY for anything else."""
+        nullable = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
+        if isinstance(nullable, GraphQLList):
+            item_type = nullable.of_type
+            if (
+                not isinstance(item_type, GraphQLNonNull)
+                or not isinstance(result, list | tuple)
+                or field_details_list[0].node.directives  # @stream, for one
+            ):
+                return _ORDINARY
+            named = item_type.of_type
+            if not isinstance(named, GraphQLObjectType | GraphQLUnionType):
+                return _ORDINARY
+            runtime_types = []
+            for item in result:
+                runtime = self._runtime_type(named, item, info)
+                if runtime is None:
+                    return _ORDINARY
+                runtime_types.append(runtime)
+            return self._complete_list(
+                runtime_types, field_details_list, path, result, position_context
+            )
+        if isinstance(nullable, GraphQLObjectType | GraphQLUnionType):
+            runtime = self._runtime_type(nullable, result, info)
+            if runtime is None:
+                return _ORDINARY
+            return self.collect_and_execute_subfields(
+                runtime, field_details_list, path, result, position_context
+            )
+        return _ORDINARY
+
+    def _runtime_type(
+        self, named: GraphQLObjectType | GraphQLUnionType, value: Any, info: GraphQLResolveInfo[Any]
+    ) -> GraphQLObjectType | None:
+        """The object type `value` completes as, if it is found without awaiting and without
+        error; None leaves the value to graphql-core, which reports what is wrong."""
+        if value is None:
+            return None
+        runtime: Any = named
+        try:
+            if isinstance(named, GraphQLUnionType):
+                resolve_type = named.resolve_type or self.type_resolver
+                name = resolve_type(value, info, named)
+                if not isinstance(name, str):
+                    _dispose(name)
+                    return None
+                runtime = self.schema.get_type(name)
+                if not isinstance(runtime, GraphQLObjectType) or not self.schema.is_sub_type(
+                    named, runtime
+                ):
+                    return None
+            if runtime.is_type_of is not None:
+                matches = runtime.is_type_of(value, info)
+                if matches is not True:
+                    _dispose(matches)
+                    return None
+        except Exception:  # graphql-core reports it, in the ordinary way
+            return None
+        return runtime  # type: ignore[no-any-return]
+
+    def _complete_list(
+        self,
+        runtime_types: Sequence[GraphQLObjectType],
+        field_details_list: FieldDetailsList,
+        path: Path,
+        items: Sequence[Any],
+        position_context: Any,
+    ) -> Any:
+        completed: list[Any] = []
+        pending: list[int] = []
+        try:
+            for index, (runtime, item) in enumerate(zip(runtime_types, items, strict=True)):
+                value = self.collect_and_execute_subfields(
+                    runtime, field_details_list, path.add_key(index, None), item, position_context
+                )
+                if self.is_awaitable(value):
+                    pending.append(index)
+                completed.append(value)
+        except Exception:
+            # As graphql-core does: a sibling still running is settled, not orphaned.
+            if pending:
+                self.settle_in_background([completed[i] for i in pending])
+            raise
+        if not pending:
+            return completed
+
+        async def gathered() -> list[Any]:
+            if len(pending) == 1:
+                completed[pending[0]] = await completed[pending[0]]
+            else:
+                values = await gather_with_cancel(*(completed[i] for i in pending))
+                for index, value in zip(pending, values, strict=True):
+                    completed[index] = value
+            return completed
+
+        return gathered()
 
     def execute_fields(
         self,
@@ -100,44 +247,122 @@ class LeafFastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             plans = _PLANS.setdefault(parent_type, {})
         leaves: dict[str, Any] = {}
         rest: GroupedFieldSet = {}
-        for response_name, field_details_list in grouped_field_set.items():
-            node = field_details_list[0].node
-            name = node.name.value
-            if name == "__typename":  # what graphql-core's own resolver answers, always a name
-                leaves[response_name] = parent_type.name
-                continue
-            try:
-                plan = plans[name]
-            except KeyError:
-                plan = plans[name] = _plan(parent_type.fields.get(name))
-            if plan is not None and not node.arguments:
-                resolve, leaf, many = plan
-                value = resolve(source_value, None)  # an attribute read: no side effect
-                if value is not None:
-                    coerced: Any
-                    if many:
-                        coerced = _coerce_list(leaf, value)
-                    else:
-                        try:
-                            coerced = leaf.coerce_output_value(value)
-                        except Exception:  # graphql-core reports it, in the ordinary way
-                            coerced = None
-                    if coerced is not None and coerced is not Undefined:
-                        leaves[response_name] = coerced
-                        continue
-            rest[response_name] = field_details_list
-        if not rest:
-            return leaves
-        others = super().execute_fields(parent_type, source_value, path, rest, position_context)
+        pending: list[str] = []  # objects of `leaves` still being completed
+        try:
+            for response_name, field_details_list in grouped_field_set.items():
+                node = field_details_list[0].node
+                name = node.name.value
+                if name == "__typename":  # what graphql-core's own resolver answers: a name
+                    leaves[response_name] = parent_type.name
+                    continue
+                try:
+                    plan = plans[name]
+                except KeyError:
+                    plan = plans[name] = _plan(parent_type.fields.get(name))
+                if plan is not None and not node.arguments:
+                    resolve, leaf, many, field = plan
+                    try:
+                        value = resolve(source_value, None)  # an attribute read: no side effect
+                    except Exception:  # not the object its type says: graphql-core reports it
+                        value = None
+                    if value is not None:
+                        coerced: Any
+                        if leaf is None:
+                            coerced = self._complete_field(
+                                parent_type,
+                                field,
+                                field_details_list,
+                                Path(path, response_name, parent_type.name),
+                                value,
+                                position_context,
+                            )
+                            if coerced is not _ORDINARY:
+                                leaves[response_name] = coerced
+                                if self.is_awaitable(coerced):
+                                    pending.append(response_name)
+                                continue
+                        elif many:
+                            coerced = _coerce_list(leaf, value)
+                        else:
+                            try:
+                                coerced = leaf.coerce_output_value(value)
+                            except Exception:  # graphql-core reports it, in the ordinary way
+                                coerced = None
+                        if coerced is not None and coerced is not Undefined:
+                            leaves[response_name] = coerced
+                            continue
+                rest[response_name] = field_details_list
+            others = (
+                super().execute_fields(parent_type, source_value, path, rest, position_context)
+                if rest
+                else {}
+            )
+        except Exception:
+            # As graphql-core does: an object still being completed is settled, not orphaned.
+            if pending:
+                self.settle_in_background([leaves[k] for k in pending])
+            raise
         if not leaves:
             return others
-        if isinstance(others, dict):
-            return _in_order(grouped_field_set, leaves, others)
+        if not pending and isinstance(others, dict):
+            return _in_order(grouped_field_set, leaves, others) if rest else leaves
 
-        async def merged(pending: Awaitable[dict[str, Any]]) -> dict[str, Any]:
-            return _in_order(grouped_field_set, leaves, await pending)
+        async def merged() -> dict[str, Any]:
+            waiting = [leaves[k] for k in pending]
+            if not isinstance(others, dict):
+                waiting.append(others)
+            values = await gather_with_cancel(*waiting) if len(waiting) > 1 else [await waiting[0]]
+            for k, value in zip(pending, values, strict=False):
+                leaves[k] = value
+            rest_values = others if isinstance(others, dict) else values[-1]
+            return _in_order(grouped_field_set, leaves, rest_values)
 
-        return merged(others)
+        return merged()
+
+    def _complete_field(
+        self,
+        parent_type: GraphQLObjectType,
+        field: GraphQLField,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        value: Any,
+        position_context: Any,
+    ) -> Any:
+        """A plain field holding an object, a list of objects or a union member, completed as
+        graphql-core's `execute_field` would, its errors handled as there; _ORDINARY when the
+        value needs graphql-core's own completion."""
+        nodes = [details.node for details in field_details_list]
+        info = self.build_resolve_info(field, nodes, parent_type, path)
+        try:
+            completed = self._complete_objects(
+                field.type, field_details_list, info, path, value, position_context
+            )
+        except Exception as error:  # raised again when the field is non-null
+            self.handle_field_error(error, field.type, field_details_list, path)
+            return None
+        if self.is_awaitable(completed):
+            return self._settled(completed, field.type, field_details_list, path)
+        return completed
+
+    async def _settled(
+        self,
+        completed: Awaitable[Any],
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+    ) -> Any:
+        try:
+            return await completed
+        except Exception as error:
+            self.handle_field_error(error, return_type, field_details_list, path)
+            return None
+
+
+def _dispose(value: Any) -> None:
+    """Close a coroutine that will not be awaited (graphql-core makes its own)."""
+    close = getattr(value, "close", None)
+    if callable(close) and not isinstance(value, str):
+        close()
 
 
 def _in_order(

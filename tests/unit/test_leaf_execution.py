@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+import pytest
 import strawberry
+from graphql.execution.executor import Executor
 from strawberry.scalars import JSON
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -122,3 +125,183 @@ def test_the_short_path_answers_what_graphql_core_answers() -> None:
         ("items", 3, "name"),
         ("items", 4, "flags", 1),
     ]
+
+
+# Objects, lists of objects and union members: completed by the short path when each value's
+# type is known up front, by graphql-core otherwise; the answers and errors must be the same.
+
+
+@strawberry.type
+class Owner:
+    name: str  # non-null: a None here nulls the nearest nullable parent
+    email: str | None
+
+
+@strawberry.type
+class Note:
+    text: str
+    owner: Owner
+    owners: list[Owner]
+    backup: Owner | None
+
+    @strawberry.field
+    async def loud(self) -> str:  # awaited inside objects inside lists
+        await asyncio.sleep(0)
+        if self.text == "boom":
+            raise ValueError("no loud boom")
+        return self.text.upper()
+
+
+@strawberry.type
+class Call:
+    minutes: int
+    owner: Owner | None
+
+
+Entry = Annotated[Note | Call, strawberry.union("Entry")]
+
+
+@strawberry.type
+class Edge:
+    cursor: str
+    node: Entry
+
+
+@strawberry.type
+class Stray:  # in no union: a value of the wrong type for `Entry`
+    text: str
+
+
+ADA = Owner(name="ada", email="ada@example.com")
+NOBODY = Owner(name=None, email=None)  # type: ignore[arg-type]
+
+
+def _note(text: str, owners: list[Owner] | None = None, owner: Owner = ADA) -> Note:
+    return Note(text=text, owner=owner, owners=owners or [ADA], backup=None)
+
+
+@strawberry.type
+class Graph:
+    @strawberry.field
+    def edges(self) -> list[Edge] | None:
+        return [
+            Edge(cursor="1", node=_note("hi", [ADA, ADA])),
+            Edge(cursor="2", node=Call(minutes=3, owner=ADA)),
+            Edge(cursor="3", node=Call(minutes=4, owner=None)),
+        ]
+
+    @strawberry.field
+    def broken_owner(self) -> list[Edge] | None:  # a null deep in a list of non-null items
+        return [Edge(cursor="1", node=_note("hi", [ADA, NOBODY]))]
+
+    @strawberry.field
+    def loud_failure(self) -> list[Edge] | None:  # an awaited error deep in a list
+        return [Edge(cursor="1", node=_note("hi")), Edge(cursor="2", node=_note("boom"))]
+
+    @strawberry.field
+    def nullable_items(self) -> list[Owner | None]:
+        return [ADA, None, NOBODY]
+
+    @strawberry.field
+    def wrong_member(self) -> Entry | None:
+        return Stray(text="x")  # type: ignore[return-value]
+
+    @strawberry.field
+    def wrong_object(self) -> Owner | None:
+        return Stray(text="x")  # type: ignore[return-value]
+
+    @strawberry.field
+    def edge(self) -> Edge:
+        return Edge(cursor="9", node=_note("one", owner=NOBODY))
+
+
+OBJECT_QUERY = """
+fragment O on Owner { name email }
+{
+  edges {
+    cursor
+    node {
+      __typename
+      ... on Note { text loud owner { ...O } owners { name } backup { name } }
+      ... on Call { minutes callOwner: owner { ...O } }
+    }
+  }
+  brokenOwner { cursor node { ... on Note { text owners { name } } } }
+  loudFailure { cursor node { ... on Note { text loud } } }
+  nullableItems { name }
+  wrongMember { __typename }
+  wrongObject { name }
+  again: edges { node { ... on Call { minutes } } }
+}
+"""
+
+
+async def _run_objects(context: type[StrawberryGraphQLCoreExecutionContext]) -> dict[str, Any]:
+    schema = strawberry.Schema(query=Graph, execution_context_class=context)
+    result = await schema.execute(OBJECT_QUERY)
+    return {
+        "data": result.data,
+        "errors": sorted((e.message, tuple(e.path or ())) for e in result.errors or ()),
+    }
+
+
+async def test_objects_lists_and_unions_answer_what_graphql_core_answers() -> None:
+    fast = await _run_objects(LeafFastExecutionContext)
+    assert fast == await _run_objects(StrawberryGraphQLCoreExecutionContext)
+    data = fast["data"]
+    assert data["edges"][0] == {
+        "cursor": "1",
+        "node": {
+            "__typename": "Note",
+            "text": "hi",
+            "loud": "HI",
+            "owner": {"name": "ada", "email": "ada@example.com"},
+            "owners": [{"name": "ada"}, {"name": "ada"}],
+            "backup": None,
+        },
+    }
+    assert data["edges"][2]["node"] == {"__typename": "Call", "minutes": 4, "callOwner": None}
+    assert data["again"] == [{"node": {}}, {"node": {"minutes": 3}}, {"node": {"minutes": 4}}]
+    # Errors null the nearest nullable parent, located at their own paths.
+    assert data["brokenOwner"] is None and data["loudFailure"] is None
+    assert data["nullableItems"] == [{"name": "ada"}, None, None]
+    assert data["wrongMember"] is None and data["wrongObject"] is None
+    assert sorted(path for _, path in fast["errors"]) == [
+        ("brokenOwner", 0, "node", "owners", 1, "name"),
+        ("loudFailure", 1, "node", "loud"),
+        ("nullableItems", 2, "name"),
+        ("wrongMember",),
+        ("wrongObject", "name"),  # an object lacking a field is reported at that field
+    ]
+
+
+async def test_a_null_in_a_non_null_object_nulls_the_whole_answer_as_graphql_core_does() -> None:
+    async def run(context: type[StrawberryGraphQLCoreExecutionContext]) -> Any:
+        schema = strawberry.Schema(query=Graph, execution_context_class=context)
+        result = await schema.execute("{ edge { cursor node { ... on Note { owner { name } } } } }")
+        return result.data, [(e.message, e.path) for e in result.errors or ()]
+
+    fast = await run(LeafFastExecutionContext)
+    assert fast == await run(StrawberryGraphQLCoreExecutionContext)
+    assert fast[0] is None
+    assert [path for _, path in fast[1]] == [["edge", "node", "owner", "name"]]
+
+
+async def test_objects_known_up_front_skip_graphql_cores_generic_completion(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    completed: list[str] = []
+    ordinary = Executor.complete_object_value
+
+    def counted(self: Executor, return_type: Any, *args: Any) -> Any:
+        completed.append(return_type.name)
+        return ordinary(self, return_type, *args)
+
+    monkeypatch.setattr(Executor, "complete_object_value", counted)
+    query = "{ edges { cursor node { ... on Note { owner { name } owners { name } } } } }"
+    for context in (StrawberryGraphQLCoreExecutionContext, LeafFastExecutionContext):
+        schema = strawberry.Schema(query=Graph, execution_context_class=context)
+        result = await schema.execute(query)
+        assert not result.errors
+    # graphql-core completed 3 edges, 3 members, a Note's owner and its 2 owners, all ours skip.
+    assert len(completed) == 9
