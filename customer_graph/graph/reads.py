@@ -382,10 +382,11 @@ async def merge_history_by_profile(
 # A deal's stage history comes with it (deals have few changes), saving a round trip.
 _DEAL_PROJECTION: Final = """d {.id, .name, .amount, .currency, .pipeline, .stage, .status,
                    createdAt: toString(d.createdAt), closedAt: toString(d.closedAt),
-                   ownerId: head([(o:Owner)-[:OWNS]->(d) | o.id]),
-                   accountId: head([(d)-[:FOR_ACCOUNT]->(a:Account) | a.id]),
-                   history: [(d)-[:HAD_STAGE_CHANGE]->(s:StageChange) |
-                             s {.id, .fromStage, .toStage, changedAt: toString(s.changedAt)}]}"""
+                   ownerId: head([(dealOwner:Owner)-[:OWNS]->(d) | dealOwner.id]),
+                   accountId: head([(d)-[:FOR_ACCOUNT]->(dealAccount:Account) | dealAccount.id]),
+                   history: [(d)-[:HAD_STAGE_CHANGE]->(change:StageChange) |
+                             change {.id, .fromStage, .toStage,
+                                     changedAt: toString(change.changedAt)}]}"""
 
 # An interaction's keys beyond its id, type and time (which every read has), by row key.
 INTERACTION_KEYS: Final[dict[str, str]] = {
@@ -399,9 +400,9 @@ INTERACTION_KEYS: Final[dict[str, str]] = {
     "source": ".source",
     "messageId": ".messageId",
     "recordKey": "recordKey: c.key",
-    "owner": "owner: head([(o:Owner)-[:OWNS]->(i) | o {.id, .name, .email}])",
-    "dealId": "dealId: head([(i)-[:ABOUT_DEAL]->(d:Deal) | d.id])",
-    "accountId": "accountId: head([(i)-[:WITH_ACCOUNT]->(a:Account) | a.id])",
+    "owner": "owner: head([(owner:Owner)-[:OWNS]->(i) | owner {.id, .name, .email}])",
+    "dealId": "dealId: head([(i)-[:ABOUT_DEAL]->(about:Deal) | about.id])",
+    "accountId": "accountId: head([(i)-[:WITH_ACCOUNT]->(account:Account) | account.id])",
 }
 
 

@@ -219,6 +219,36 @@ async def test_fields_that_load_only_when_needed(
     assert all(c["deal"]["stage"] == got["stage"] for c in history)
 
 
+async def test_a_stage_change_on_the_timeline_knows_its_deals_whole_history(
+    client: tuple[httpx.AsyncClient, Any], person: Person
+) -> None:
+    # Its duration runs to the deal's next change, as in the deal's own stage history.
+    http, _ = client
+    query = """
+    query ($id: ID!) {
+      profile(id: $id) {
+        timeline(first: 50) {
+          edges { node { ... on StageChange {
+            toStage durationSeconds deal { name stageHistory { toStage durationSeconds } }
+          } } }
+        }
+        deals { name stageHistory { toStage durationSeconds } }
+      }
+    }
+    """
+    profile = (await data(http, query, id=person.profile_id))["profile"]
+    histories = {d["name"]: d["stageHistory"] for d in profile["deals"]}
+    changes = [e["node"] for e in profile["timeline"]["edges"] if e["node"]]
+    assert len(changes) == 3
+    for change in changes:
+        history = histories[change["deal"]["name"]]
+        assert change["deal"]["stageHistory"] == history
+        own = next(c for c in history if c["toStage"] == change["toStage"])
+        assert change["durationSeconds"] == own["durationSeconds"]
+    qualified = next(c for c in changes if c["toStage"] == "qualified")
+    assert qualified["durationSeconds"] == 3 * 24 * 3600
+
+
 # One timeline selection per line: each reads only the keys its field names need.
 TIMELINE_SELECTIONS = (
     "... on Interaction { id }",
