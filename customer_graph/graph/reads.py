@@ -528,21 +528,21 @@ async def interactions_by_id(
 # One newest-first feed of interactions, stage changes of the profile's deals, and identity
 # events (merges into it, splits of it). The sort key breaks ties on time across kinds.
 # The kinds of a profile's history for one page request `req` of profile `p`: each kind is cut
-# to the page before it is projected, so a long history costs a sort of keys, not a projection
-# of every item.
-def _timeline_items(interaction: str, stage_deal: bool) -> str:
-    """The timeline's items, interactions projected by `interaction`; a stage change carries
-    its deal (with the deal's history, which its duration needs) only with `stage_deal`."""
-    deal = (", deal: " + _DEAL_PROJECTION) if stage_deal else ""
+# to the page by its sort key, then the page is cut from all kinds, and only then are its items
+# projected: a long history costs a sort of keys, and each item on the page is projected once.
+def _timeline(interaction: str, stage_deal: bool) -> str:
+    """The timeline page's entries, interactions projected by `interaction`, and with
+    `stage_deal` the deals of its stage changes, each projected once with its history (which a
+    change's duration needs): `stageDeals`."""
+    deals = ("[d IN dealNodes | " + _DEAL_PROJECTION + "]") if stage_deal else "[]"
     return (
         """
+  CALL (p, req) {
     MATCH (p)<-[:RESOLVES_TO]-(c:Customer)-[:HAD]->(i:Interaction)
     WITH c, i, i.occurredAt AS at, 'interaction:' + i.id AS sortKey
     WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
     WITH c, i, at, sortKey ORDER BY at DESC, sortKey DESC LIMIT $limit
-    RETURN at, sortKey, 'interaction' AS kind, """
-        + interaction
-        + """ AS item
+    RETURN at, sortKey, 'interaction' AS kind, i AS node, c AS holder
     UNION ALL
     MATCH (p)<-[:RESOLVES_TO]-(:Customer)-[:CONTACT_ON]->(d:Deal)
     WITH DISTINCT d
@@ -550,69 +550,80 @@ def _timeline_items(interaction: str, stage_deal: bool) -> str:
     WITH d, s, s.changedAt AS at, 'stage:' + s.id AS sortKey
     WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
     WITH d, s, at, sortKey ORDER BY at DESC, sortKey DESC LIMIT $limit
-    RETURN at, sortKey, 'stage_change' AS kind,
-           s {.id, .fromStage, .toStage, changedAt: toString(s.changedAt), dealId: d.id"""
-        + deal
-        + """} AS item
+    RETURN at, sortKey, 'stage_change' AS kind, s AS node, d AS holder
     UNION ALL
     MATCH (p)<-[:MERGED_INTO*0..50]-(:Profile)<-[:MERGED]-(m:MergeEvent)
     WITH DISTINCT m
     WITH m, m.at AS at, 'merge:' + m.id AS sortKey
     WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
-    RETURN at, sortKey, 'merge' AS kind,
-           m {.id, .survivorId, .mergedIds, .identifierKey, .recordKey, at: toString(m.at)} AS item
+    RETURN at, sortKey, 'merge' AS kind, m AS node, null AS holder
     UNION ALL
     MATCH (p)<-[:SPLIT]-(e:SplitEvent)
     WITH e, e.at AS at, 'split:' + e.id AS sortKey
     WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
-    RETURN at, sortKey, 'split' AS kind,
-           e {.id, .profileId, .newProfileIds, .reason, .identifierKey, .recordKey,
-              at: toString(e.at)} AS item
+    RETURN at, sortKey, 'split' AS kind, e AS node, null AS holder
+  }
+  WITH at, sortKey, kind, node, holder ORDER BY at DESC, sortKey DESC LIMIT $limit
+  WITH at, sortKey, kind, node AS i, node AS s, node AS m, node AS e, holder AS c,
+       CASE kind WHEN 'stage_change' THEN holder END AS d
+  WITH collect({at: toString(at), sortKey: sortKey, kind: kind, item: CASE kind
+    WHEN 'interaction' THEN """
+        + interaction
+        + """
+    WHEN 'stage_change' THEN
+      s {.id, .fromStage, .toStage, changedAt: toString(s.changedAt), dealId: d.id}
+    WHEN 'merge' THEN
+      m {.id, .survivorId, .mergedIds, .identifierKey, .recordKey, at: toString(m.at)}
+    ELSE
+      e {.id, .profileId, .newProfileIds, .reason, .identifierKey, .recordKey,
+         at: toString(e.at)}
+  END}) AS entries, collect(DISTINCT d) AS dealNodes
+  RETURN entries, """
+        + deals
+        + """ AS stageDeals
 """
     )
 
 
-_TIMELINE_ITEMS: Final = _timeline_items(_INTERACTION_PROJECTION, stage_deal=True)
+_TIMELINE: Final = _timeline(_INTERACTION_PROJECTION, stage_deal=True)
 
-_TIMELINE_ENTRIES: Final = """
-  WITH at, sortKey, kind, item ORDER BY at DESC, sortKey DESC LIMIT $limit
-  RETURN collect({at: toString(at), sortKey: sortKey, kind: kind, item: item}) AS entries
-"""
-
-# One newest-first feed of interactions, stage changes of the profile's deals, and identity
-# events (merges into it, splits of it). The sort key breaks ties on time across kinds.
 TIMELINE_BY_PROFILE: Final = (
     """
 UNWIND $requests AS req
 CALL (req) {
-  MATCH (p:Profile {id: req.profileId})
-  CALL (p, req) {"""
-    + _TIMELINE_ITEMS
-    + """  }"""
-    + _TIMELINE_ENTRIES
+  MATCH (p:Profile {id: req.profileId})"""
+    + _TIMELINE
     + """}
-RETURN req.key AS key, entries
+RETURN req.key AS key, entries, stageDeals
 """
 )
 
 _TIMELINE_CONVERTERS: Final[dict[str, Any]] = {
     "interaction": interaction_row,
-    "stage_change": stage_change_row,
     "merge": merge_event_row,
     "split": split_event_row,
 }
 
 
-def _timeline_entries(entries: list[Mapping[str, Any]]) -> list[TimelineEntry]:
-    return [
-        TimelineEntry(
-            at=required_datetime(e["at"]),
-            sort_key=str(e["sortKey"]),
-            item=_TIMELINE_CONVERTERS[e["kind"]](e["item"]),
+def _timeline_entries(
+    entries: list[Mapping[str, Any]], stage_deals: list[Mapping[str, Any]]
+) -> list[TimelineEntry]:
+    """The page's entries; each stage change gets its deal, read once per deal."""
+    deals = {str(d["id"]): deal_row(d) for d in stage_deals}
+    found = []
+    for e in entries:
+        if e["at"] is None:
+            continue
+        kind, item = e["kind"], e["item"]
+        row = (
+            stage_change_row(item, deals.get(str(item["dealId"])))
+            if kind == "stage_change"
+            else _TIMELINE_CONVERTERS[kind](item)
         )
-        for e in entries
-        if e["at"] is not None
-    ]
+        found.append(
+            TimelineEntry(at=required_datetime(e["at"]), sort_key=str(e["sortKey"]), item=row)
+        )
+    return found
 
 
 async def timeline_by_profile(
@@ -632,7 +643,7 @@ async def timeline_by_profile(
             for i in indexes
         ]
         records = await reader.fetch(TIMELINE_BY_PROFILE, requests=requests, limit=first + 1)
-        found = {r["key"]: _timeline_entries(r["entries"]) for r in records}
+        found = {r["key"]: _timeline_entries(r["entries"], r["stageDeals"]) for r in records}
         for i in indexes:
             rows = found.get(str(i), [])
             pages[i] = Page(items=rows[:first], has_next=len(rows) > first)
@@ -872,7 +883,7 @@ class ProfilePage:
 # timeline), and comes out in the shape of the matching per-part read above, so the answer can
 # fill those reads' DataLoaders (the timeline's items with the keys `_profile_pages` is given).
 # Requests that share a timeline page size and projection share this query.
-def _profile_pages(timeline_items: str) -> str:
+def _profile_pages(timeline: str) -> str:
     return (
         """
 UNWIND $requests AS request
@@ -893,11 +904,8 @@ CALL (p) {
         + """) AS identifiers
 }
 CALL (p, request) {
-  WITH request.timeline AS req WHERE req IS NOT NULL
-  CALL (p, req) {"""
-        + timeline_items
-        + """  }"""
-        + _TIMELINE_ENTRIES
+  WITH request.timeline AS req WHERE req IS NOT NULL"""
+        + timeline
         + """}
 CALL (p) {
   MATCH (p)<-[:RESOLVES_TO]-(:Customer)-[:CONTACT_ON]->(d:Deal)
@@ -911,11 +919,11 @@ CALL (p) {
 RETURN request.key AS key,
        p {.id, .traits, .displayName, .email, .phone, .company,
           createdAt: toString(p.createdAt), updatedAt: toString(p.updatedAt)} AS profile,
-       identifiers, entries, deals"""
+       identifiers, entries, stageDeals, deals"""
     )
 
 
-PROFILE_PAGES: Final = _profile_pages(_TIMELINE_ITEMS)
+PROFILE_PAGES: Final = _profile_pages(_TIMELINE)
 
 # The same, carrying the request's API key lookup (`KeyCheck`) on every row: a request for a
 # profile page is then one round trip, its key confirmed included.
@@ -944,7 +952,7 @@ def profile_pages_query(
         query = PROFILE_PAGES
     else:
         keys = INTERACTION_KEYS if interaction_keys is None else interaction_keys
-        query = _profile_pages(_timeline_items(_interaction_projection(keys), stage_deals))
+        query = _profile_pages(_timeline(_interaction_projection(keys), stage_deals))
     return _KEY_LOOKUP + query + ", apiKey" if with_key else query
 
 
@@ -995,7 +1003,9 @@ async def profile_pages(
         for r in records:
             i = int(r["key"])
             timeline = keys[i].timeline
-            entries = _timeline_entries(r["entries"]) if timeline is not None else []
+            entries = (
+                _timeline_entries(r["entries"], r["stageDeals"]) if timeline is not None else []
+            )
             pages[i] = ProfilePage(
                 profile=profile_row(r["profile"]),
                 identifiers=(

@@ -358,14 +358,16 @@ def deal_row(m: Mapping[str, Any]) -> DealRow:
     )
 
 
-def stage_change_row(m: Mapping[str, Any]) -> StageChangeRow:
+def stage_change_row(m: Mapping[str, Any], deal: DealRow | None = None) -> StageChangeRow:
+    """A stage change; its deal is `deal` when given (read once for several changes), else the
+    one it carries, if any."""
     return StageChangeRow(
         id=str(m["id"]),
         deal_id=str(m["dealId"]),
         from_stage=_str(m.get("fromStage")),
         to_stage=str(m.get("toStage") or ""),
         changed_at=required_datetime(m.get("changedAt")),
-        deal=deal_row(m["deal"]) if m.get("deal") else None,
+        deal=deal if deal is not None else deal_row(m["deal"]) if m.get("deal") else None,
     )
 
 

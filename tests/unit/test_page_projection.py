@@ -41,7 +41,7 @@ def test_queries_by_projection() -> None:
     short = [k for k in INTERACTION_KEYS if k not in OPTIONAL_INTERACTION_KEYS]
     assert all(INTERACTION_KEYS[k] in bare for k in short)
     assert not any(INTERACTION_KEYS[k] in bare for k in ("body", "properties", "owner"))
-    assert "deal: d {" not in bare and "deal: d {" in full
+    assert "[d IN dealNodes | d {" not in bare and "[d IN dealNodes | d {" in full
     some = profile_pages_query(frozenset({"body", "owner"}), False, with_key=True)
     assert ".body" in some and "owner: head(" in some
     assert ".properties" not in some and "$keyHash" in some
