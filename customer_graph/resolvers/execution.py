@@ -6,8 +6,9 @@ an interaction's `occurredAt`, an identifier's `type` or `sources`. Strawberry g
 attribute, yet graphql-core still makes a Path, a resolve-info object and a walk through its
 generic value completion for each one. Here, when an object's fields are executed, such a field
 whose value is present is read and serialized directly, with the same two calls graphql-core
-would make (Strawberry's resolver, then the leaf type's output coercion, item by item for a list
-of leaves), and `__typename` is answered with the object's type name as graphql-core's own
+would make (Strawberry's resolver, reduced to the attribute read it makes when the resolver is
+Strawberry's default `getattr`, then the leaf type's output coercion, item by item for a list of
+leaves), and `__typename` is answered with the object's type name as graphql-core's own
 resolver answers it; graphql-core executes the other fields, and the two parts are put back in
 the order the query asked for. On the profile page (about 300 fields, more than half of them
 plain leaves) this took 9% off the API's CPU time per request.
@@ -29,7 +30,8 @@ is located as graphql-core locates it). The decision is made once per (type, fie
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from operator import attrgetter
 from typing import Any, Final
 
 from graphql import (
@@ -48,11 +50,13 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
 
-# Per object type: field name -> (resolver, leaf type, a list of them?, the field) for plain
-# leaves and lists of leaves, (resolver, None, False, the field) for plain objects, lists of
-# objects and unions; None for the rest.
-_Plan = tuple[Any, GraphQLLeafType | None, bool, GraphQLField] | None
+# Per object type: field name -> (reader, leaf type, a list of them?, the field) for plain
+# leaves and lists of leaves, (reader, None, False, the field) for plain objects, lists of
+# objects and unions; None for the rest. The reader does what the field's resolver does.
+_Plan = tuple[Callable[[Any], Any], GraphQLLeafType | None, bool, GraphQLField] | None
 # Keyed by the type object itself (a plain dict: a weak one costs more than the field it saves);
 # schemas live as long as the process.
 _PLANS: Final[dict[GraphQLObjectType, dict[str, _Plan]]] = {}
@@ -64,16 +68,30 @@ def _plan(field: GraphQLField | None) -> _Plan:
     resolve = field.resolve
     if resolve is None or not getattr(resolve, "_is_default", False):
         return None  # a resolver of ours, or graphql-core's own (introspection)
+    read = _reader(field, resolve)
     named = get_named_type(field.type)
     if isinstance(named, GraphQLObjectType | GraphQLUnionType):
-        return resolve, None, False, field
+        return read, None, False, field
     if not isinstance(named, GraphQLLeafType):
         return None
     outer = get_nullable_type(field.type)
     if not is_list_type(outer):
-        return resolve, named, False, field
+        return read, named, False, field
     inner = get_nullable_type(outer.of_type)
-    return None if is_list_type(inner) else (resolve, named, True, field)
+    return None if is_list_type(inner) else (read, named, True, field)
+
+
+def _reader(field: GraphQLField, resolve: Any) -> Callable[[Any], Any]:
+    """What Strawberry's resolver of a plain field does with a source: a bare attribute read
+    when its resolver is `getattr` (Strawberry's default), without the resolver's layers."""
+    definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if (
+        isinstance(definition, StrawberryField)
+        and definition.base_resolver is None
+        and definition.default_resolver is getattr
+    ):
+        return attrgetter(definition.python_name)
+    return lambda source: resolve(source, None)
 
 
 def _coerce_list(leaf: GraphQLLeafType, value: Any) -> list[Any] | None:
@@ -260,9 +278,9 @@ class LeafFastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 except KeyError:
                     plan = plans[name] = _plan(parent_type.fields.get(name))
                 if plan is not None and not node.arguments:
-                    resolve, leaf, many, field = plan
+                    read, leaf, many, field = plan
                     try:
-                        value = resolve(source_value, None)  # an attribute read: no side effect
+                        value = read(source_value)  # an attribute read: no side effect
                     except Exception:  # not the object its type says: graphql-core reports it
                         value = None
                     if value is not None:
