@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -331,6 +331,7 @@ class WorkerPool:
         commit.results.append(done.result)
         # Subscribers of profileUpdated hear of every committed write, from any way in.
         publish_write_result(done.result)
+        written: Counter[str] = Counter()
         for position, i in enumerate(indexes):
             if position in done.duplicates:
                 commit.outcomes[i] = "duplicate"
@@ -340,7 +341,9 @@ class WorkerPool:
                 metrics.REJECTED.labels(reason="suppressed").inc()
             else:
                 commit.outcomes[i] = "written"
-                metrics.ACCEPTED.labels(type=commit.items[i].type).inc()
+                written[commit.items[i].type] += 1
+        for type_, count in written.items():  # a labelled child per type, not per message
+            metrics.ACCEPTED.labels(type=type_).inc(count)
 
     async def _fail_alone(self, commit: _Commit, index: int, error: Exception) -> None:
         item = commit.items[index]

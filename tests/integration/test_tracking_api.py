@@ -302,6 +302,8 @@ async def test_concurrent_requests_are_committed_in_shared_transactions(
     u = unique("group")
     batches_before = _sample("customer_graph_ingest_batch_messages_count")
     messages_before = _sample("customer_graph_ingest_batch_messages_sum")
+    accepted = {"type": "track"}
+    accepted_before = _sample("customer_graph_ingest_messages_accepted_total", accepted)
 
     async def send(n: int) -> int:
         body = {"userId": f"{u}-{n % 7}", "event": "Viewed", "messageId": f"{u}-{n}"}
@@ -320,6 +322,9 @@ async def test_concurrent_requests_are_committed_in_shared_transactions(
     messages = _sample("customer_graph_ingest_batch_messages_sum") - messages_before
     assert messages >= 60
     assert batches < 60  # several requests shared a transaction
+    assert _sample("customer_graph_ingest_messages_accepted_total", accepted) == (
+        accepted_before + 60
+    )
 
 
 async def test_metrics_are_served(client: httpx.AsyncClient) -> None:
