@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -64,12 +64,20 @@ def _warn_development_secret() -> None:
 
 def identifier_hash(settings: Settings, type_: str, value: str) -> str:
     """The keyed hash of a normalized identifier."""
-    return _keyed_hash(_secret(settings), f"identifier\x1f{type_}\x1f{value}")
+    return _identifier_digest(_secret(settings), type_, value)
 
 
 def record_hash(settings: Settings, source: str, source_id: str) -> str:
     """The keyed hash of a source record's key."""
-    return _keyed_hash(_secret(settings), f"record\x1f{source}\x1f{source_id}")
+    return _record_digest(_secret(settings), source, source_id)
+
+
+def _identifier_digest(secret: bytes, type_: str, value: str) -> str:
+    return _keyed_hash(secret, f"identifier\x1f{type_}\x1f{value}")
+
+
+def _record_digest(secret: bytes, source: str, source_id: str) -> str:
+    return _keyed_hash(secret, f"record\x1f{source}\x1f{source_id}")
 
 
 # Every message of a tracking batch is screened; its records and identifiers recur.
@@ -111,41 +119,56 @@ class SuppressedError(GraphError):
         self.hits = tuple(hits)
 
 
-def _batch_hashes(settings: Settings, batch: WriteBatch) -> dict[str, list[SuppressedHit]]:
+_Part = tuple[str, str, int, SuppressionKind, str | None]  # digest, part, index, kind, type
+
+
+def _batch_parts(settings: Settings, batch: WriteBatch) -> Iterator[_Part]:
+    """Each keyed hash the batch's parts carry: (digest, part, index, kind, identifier type)."""
     config = resolution_config(settings)
-    wanted: dict[str, list[SuppressedHit]] = {}
-
-    def add(digest: str, hit: SuppressedHit) -> None:
-        wanted.setdefault(digest, []).append(hit)
-
+    secret = _secret(settings)
     for i, c in enumerate(batch.customers):
-        add(record_hash(settings, c.source, c.source_id), SuppressedHit("customers", i, "record"))
+        yield _record_digest(secret, c.source, c.source_id), "customers", i, "record", None
         for ident in normalize_identifiers(
             c.identifiers,
             default_region=config.default_region,
             blocked_patterns=config.blocked_patterns,
         ):
-            hit = SuppressedHit("customers", i, "identifier", ident.type)
-            add(identifier_hash(settings, ident.type, ident.value), hit)
+            digest = _identifier_digest(secret, ident.type, ident.value)
+            yield digest, "customers", i, "identifier", ident.type
     for i, n in enumerate(batch.interactions):
-        hit = SuppressedHit("interactions", i, "record")
-        add(record_hash(settings, n.source, n.customer_source_id), hit)
+        digest = _record_digest(secret, n.source, n.customer_source_id)
+        yield digest, "interactions", i, "record", None
     for i, m in enumerate(batch.memberships):
-        add(record_hash(settings, m.source, m.source_id), SuppressedHit("memberships", i, "record"))
+        yield _record_digest(secret, m.source, m.source_id), "memberships", i, "record", None
     for i, d in enumerate(batch.deals):
         for contact in d.contacts:
-            hit = SuppressedHit("deals", i, "record")
-            add(record_hash(settings, contact.source, contact.source_id), hit)
+            yield (
+                _record_digest(secret, contact.source, contact.source_id),
+                "deals",
+                i,
+                "record",
+                None,
+            )
+
+
+def _batch_hashes(settings: Settings, batch: WriteBatch) -> dict[str, list[SuppressedHit]]:
+    wanted: dict[str, list[SuppressedHit]] = {}
+    for digest, part, index, kind, type_ in _batch_parts(settings, batch):
+        wanted.setdefault(digest, []).append(SuppressedHit(part, index, kind, type_))
     return wanted
 
 
 def suppression_lookups(settings: Settings, batch: WriteBatch) -> dict[str, list[tuple[str, int]]]:
     """The screen of `batch` without I/O: each keyed hash, with the (part, index) pairs it would
     refuse if a Suppression holds it (what graph/messages.py looks up with its claim)."""
-    return {
-        digest: [(hit.part, hit.index) for hit in hits]
-        for digest, hits in _batch_hashes(settings, batch).items()
-    }
+    wanted: dict[str, list[tuple[str, int]]] = {}
+    for digest, part, index, _, _ in _batch_parts(settings, batch):
+        found = wanted.get(digest)
+        if found is None:
+            wanted[digest] = [(part, index)]
+        else:
+            found.append((part, index))
+    return wanted
 
 
 FIND_SUPPRESSIONS = """
