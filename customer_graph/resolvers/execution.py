@@ -68,7 +68,12 @@ def _plan(field: GraphQLField | None) -> _Plan:
     resolve = field.resolve
     if resolve is None or not getattr(resolve, "_is_default", False):
         return None  # a resolver of ours, or graphql-core's own (introspection)
-    read = _reader(field, resolve)
+    definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    # Strawberry marks any field without a resolver of its own as default, permission classes
+    # and other extensions included: only a basic field (neither) is a plain read.
+    if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
+        return None
+    read = _reader(definition, resolve)
     named = get_named_type(field.type)
     if isinstance(named, GraphQLObjectType | GraphQLUnionType):
         return read, None, False, field
@@ -81,15 +86,11 @@ def _plan(field: GraphQLField | None) -> _Plan:
     return None if is_list_type(inner) else (read, named, True, field)
 
 
-def _reader(field: GraphQLField, resolve: Any) -> Callable[[Any], Any]:
-    """What Strawberry's resolver of a plain field does with a source: a bare attribute read
-    when its resolver is `getattr` (Strawberry's default), without the resolver's layers."""
-    definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    if (
-        isinstance(definition, StrawberryField)
-        and definition.base_resolver is None
-        and definition.default_resolver is getattr
-    ):
+def _reader(definition: StrawberryField, resolve: Any) -> Callable[[Any], Any]:
+    """What Strawberry's resolver of a basic field does with a source: a bare attribute read
+    when its default resolver is `getattr` (Strawberry's default), without the resolver's
+    layers."""
+    if definition.default_resolver is getattr:
         return attrgetter(definition.python_name)
     return lambda source: resolve(source, None)
 

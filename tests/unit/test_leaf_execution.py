@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import pytest
 import strawberry
 from graphql.execution.executor import Executor
+from strawberry.permission import BasePermission
 from strawberry.scalars import JSON
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -172,6 +173,21 @@ class Stray:  # in no union: a value of the wrong type for `Entry`
     text: str
 
 
+class Nobody(BasePermission):
+    message = "not for you"
+
+    def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
+        return False
+
+
+@strawberry.type
+class Guarded:  # fields without a resolver but with a permission: never a plain read
+    open: str
+    owner: Owner | None = strawberry.field(permission_classes=[Nobody])
+    owners: list[Owner] | None = strawberry.field(permission_classes=[Nobody])
+    secret: str | None = strawberry.field(permission_classes=[Nobody])
+
+
 ADA = Owner(name="ada", email="ada@example.com")
 NOBODY = Owner(name=None, email=None)  # type: ignore[arg-type]
 
@@ -214,6 +230,10 @@ class Graph:
     def edge(self) -> Edge:
         return Edge(cursor="9", node=_note("one", owner=NOBODY))
 
+    @strawberry.field
+    def guarded(self) -> Guarded:
+        return Guarded(open="yes", owner=ADA, owners=[ADA], secret="s3cret")
+
 
 OBJECT_QUERY = """
 fragment O on Owner { name email }
@@ -232,6 +252,7 @@ fragment O on Owner { name email }
   wrongMember { __typename }
   wrongObject { name }
   again: edges { node { ... on Call { minutes } } }
+  guarded { open owner { name } owners { name } secret }
 }
 """
 
@@ -266,8 +287,13 @@ async def test_objects_lists_and_unions_answer_what_graphql_core_answers() -> No
     assert data["brokenOwner"] is None and data["loudFailure"] is None
     assert data["nullableItems"] == [{"name": "ada"}, None, None]
     assert data["wrongMember"] is None and data["wrongObject"] is None
+    # A permission on a field without a resolver holds, whatever the field's type.
+    assert data["guarded"] == {"open": "yes", "owner": None, "owners": None, "secret": None}
     assert sorted(path for _, path in fast["errors"]) == [
         ("brokenOwner", 0, "node", "owners", 1, "name"),
+        ("guarded", "owner"),
+        ("guarded", "owners"),
+        ("guarded", "secret"),
         ("loudFailure", 1, "node", "loud"),
         ("nullableItems", 2, "name"),
         ("wrongMember",),
