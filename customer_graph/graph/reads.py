@@ -563,9 +563,9 @@ def _timeline(interaction: str, stage_deal: bool) -> str:
     WHERE req.afterAt IS NULL OR at < req.afterAt OR (at = req.afterAt AND sortKey < req.afterKey)
     RETURN at, sortKey, 'split' AS kind, e AS node, null AS holder
   }
-  WITH at, sortKey, kind, node, holder ORDER BY at DESC, sortKey DESC LIMIT $limit
   WITH at, sortKey, kind, node AS i, node AS s, node AS m, node AS e, holder AS c,
        CASE kind WHEN 'stage_change' THEN holder END AS d
+  ORDER BY at DESC, sortKey DESC LIMIT $limit
   WITH collect({at: toString(at), sortKey: sortKey, kind: kind, item: CASE kind
     WHEN 'interaction' THEN """
         + interaction
