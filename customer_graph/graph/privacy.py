@@ -142,13 +142,8 @@ def _batch_parts(settings: Settings, batch: WriteBatch) -> Iterator[_Part]:
         yield _record_digest(secret, m.source, m.source_id), "memberships", i, "record", None
     for i, d in enumerate(batch.deals):
         for contact in d.contacts:
-            yield (
-                _record_digest(secret, contact.source, contact.source_id),
-                "deals",
-                i,
-                "record",
-                None,
-            )
+            digest = _record_digest(secret, contact.source, contact.source_id)
+            yield digest, "deals", i, "record", None
 
 
 def _batch_hashes(settings: Settings, batch: WriteBatch) -> dict[str, list[SuppressedHit]]:
@@ -163,11 +158,7 @@ def suppression_lookups(settings: Settings, batch: WriteBatch) -> dict[str, list
     refuse if a Suppression holds it (what graph/messages.py looks up with its claim)."""
     wanted: dict[str, list[tuple[str, int]]] = {}
     for digest, part, index, _, _ in _batch_parts(settings, batch):
-        found = wanted.get(digest)
-        if found is None:
-            wanted[digest] = [(part, index)]
-        else:
-            found.append((part, index))
+        wanted.setdefault(digest, []).append((part, index))
     return wanted
 
 
