@@ -21,11 +21,16 @@ the type's `is_type_of` are asked first, as graphql-core asks them, before anyth
 Errors are handled at the same paths as graphql-core handles them, and awaited parts are
 gathered as it gathers them. On the profile page this makes 9% fewer Python calls per request.
 
+A plain field holding null is answered null on the short path too when its type is nullable,
+as graphql-core completes it: on the profile page that is about fifteen fields (a call's missing
+subject, a page view's channel) that each took graphql-core's whole field execution.
+
 Anything else goes the ordinary way: fields with a resolver or arguments (their answers aside),
-interfaces, lists of lists, lists whose items may be null, any value that is absent or holds a
-null item (so a null in a non-null position gets graphql-core's own error, with its path), any
-value whose type is not found without awaiting, and any value whose coercion fails (so its error
-is located as graphql-core locates it). The decision is made once per (type, field) and kept.
+interfaces, lists of lists, lists whose items may be null, any null of a non-null type or list
+holding a null item (so a null in a non-null position gets graphql-core's own error, with its
+path), any value whose type is not found without awaiting, and any value whose coercion fails (so
+its error is located as graphql-core locates it). The decision is made once per (type, field)
+and kept.
 """
 
 from __future__ import annotations
@@ -283,8 +288,14 @@ class LeafFastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     try:
                         value = read(source_value)  # an attribute read: no side effect
                     except Exception:  # not the object its type says: graphql-core reports it
-                        value = None
-                    if value is not None:
+                        rest[response_name] = field_details_list
+                        continue
+                    if value is None:
+                        if not isinstance(field.type, GraphQLNonNull):
+                            # graphql-core completes a null of a nullable type as null
+                            leaves[response_name] = None
+                            continue
+                    else:
                         coerced: Any
                         if leaf is None:
                             coerced = self._complete_field(

@@ -331,3 +331,35 @@ async def test_objects_known_up_front_skip_graphql_cores_generic_completion(
         assert not result.errors
     # graphql-core completed 3 edges, 3 members, a Note's owner and its 2 owners, all ours skip.
     assert len(completed) == 9
+
+
+async def test_nulls_of_nullable_plain_fields_skip_graphql_cores_field_execution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    executed: list[str] = []
+    ordinary = Executor.execute_field
+
+    def counted(self: Executor, parent_type: Any, source: Any, details: Any, *args: Any) -> Any:
+        executed.append(f"{parent_type.name}.{details[0].node.name.value}")
+        return ordinary(self, parent_type, source, details, *args)
+
+    monkeypatch.setattr(Executor, "execute_field", counted)
+    query = "{ edges { node { ... on Note { backup { name } } ... on Call { owner { email } } } } }"
+    answers = []
+    for context in (StrawberryGraphQLCoreExecutionContext, LeafFastExecutionContext):
+        executed.clear()
+        schema = strawberry.Schema(query=Graph, execution_context_class=context)
+        result = await schema.execute(query)
+        assert not result.errors
+        answers.append(result.data)
+    assert answers[0] == answers[1]
+    assert answers[1] == {
+        "edges": [
+            {"node": {"backup": None}},
+            {"node": {"owner": {"email": "ada@example.com"}}},
+            {"node": {"owner": None}},
+        ]
+    }
+    # Only the root field has a resolver; the nulls (a Note's backup, a Call's missing owner)
+    # are answered on the short path, like every present value.
+    assert executed == ["Graph.edges"]
