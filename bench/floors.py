@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Any, Final, LiteralString
 
 from neo4j import AsyncDriver, RoutingControl
 
-from bench.generator import Dataset
+from bench.generator import Dataset, message_records
 from customer_graph.graph.normalize import DEFAULT_BLOCKED_PATTERNS, normalize_identifiers
-from customer_graph.graph.records import IdentifierIn
+from customer_graph.graph.records import CustomerIn, IdentifierIn, InteractionIn
 
 # Profile, identifiers, the 20 newest timeline items (interactions and deal stage changes), and
 # open deals with their stage history: what the profile page shows, in one round trip.
@@ -127,13 +128,8 @@ async def timeline_items(
     return sum(len(r["items"]) for r in records)
 
 
-async def raw_merge(
-    driver: AsyncDriver, database: str, data: Dataset, batch: int = 500, writers: int = 2
-) -> dict[str, Any]:
-    """The data set's customers with their identifiers, then its interactions, by UNWIND MERGE
-    in batches of `batch` with `writers` concurrent transactions. Normalization happens before
-    the clock starts; nothing is resolved."""
-    customers = [
+def _customer_rows(customers: Sequence[CustomerIn]) -> list[dict[str, Any]]:
+    return [
         {
             "key": c.key,
             "source": c.source,
@@ -146,9 +142,12 @@ async def raw_merge(
                 )
             ],
         }
-        for c in data.customers
+        for c in customers
     ]
-    interactions = [
+
+
+def _interaction_rows(interactions: Sequence[InteractionIn]) -> list[dict[str, Any]]:
+    return [
         {
             "customerKey": f"{i.source}:{i.customer_source_id}",
             "id": i.id,
@@ -157,30 +156,48 @@ async def raw_merge(
             "occurredAt": i.occurred_at,
             "properties": json.dumps(i.properties),
         }
-        for i in data.interactions
+        for i in interactions
     ]
 
-    async def write(statement: str, rows: list[dict[str, Any]]) -> float:
-        chunks = [rows[i : i + batch] for i in range(0, len(rows), batch)]
-        chunks.reverse()
 
-        async def worker() -> None:
-            async with driver.session(database=database) as session:
-                while chunks:
-                    chunk = chunks.pop()
+async def _write(
+    driver: AsyncDriver,
+    database: str,
+    statement: LiteralString,
+    rows: list[dict[str, Any]],
+    batch: int,
+    writers: int,
+) -> float:
+    """Seconds to write `rows` by `statement`, in batches of `batch`, `writers` at once."""
+    chunks = [rows[i : i + batch] for i in range(0, len(rows), batch)]
+    chunks.reverse()
 
-                    async def tx(tx: Any, chunk: list[dict[str, Any]] = chunk) -> None:
-                        result = await tx.run(statement, rows=chunk)
-                        await result.consume()
+    async def worker() -> None:
+        async with driver.session(database=database) as session:
+            while chunks:
+                chunk = chunks.pop()
 
-                    await session.execute_write(tx)
+                async def tx(tx: Any, chunk: list[dict[str, Any]] = chunk) -> None:
+                    result = await tx.run(statement, rows=chunk)
+                    await result.consume()
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(writers)))
-        return time.perf_counter() - t0
+                await session.execute_write(tx)
 
-    customer_s = await write(RAW_CUSTOMERS, customers)
-    interaction_s = await write(RAW_INTERACTIONS, interactions)
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(writers)))
+    return time.perf_counter() - t0
+
+
+async def raw_merge(
+    driver: AsyncDriver, database: str, data: Dataset, batch: int = 500, writers: int = 2
+) -> dict[str, Any]:
+    """The data set's customers with their identifiers, then its interactions, by UNWIND MERGE
+    in batches of `batch` with `writers` concurrent transactions. Normalization happens before
+    the clock starts; nothing is resolved."""
+    customers = _customer_rows(data.customers)
+    interactions = _interaction_rows(data.interactions)
+    customer_s = await _write(driver, database, RAW_CUSTOMERS, customers, batch, writers)
+    interaction_s = await _write(driver, database, RAW_INTERACTIONS, interactions, batch, writers)
     events = len(customers) + len(interactions)
     return {
         "customers": len(customers),
@@ -188,6 +205,45 @@ async def raw_merge(
         "customers_per_s": round(len(customers) / customer_s, 1),
         "interactions_per_s": round(len(interactions) / interaction_s, 1),
         "events_per_s": round(events / (customer_s + interaction_s), 1),
+        "batch_size": batch,
+        "writers": writers,
+    }
+
+
+async def raw_merge_messages(
+    driver: AsyncDriver, database: str, data: Dataset, batch: int = 500, writers: int = 2
+) -> dict[str, Any]:
+    """What the data set's Segment messages write (bench/generator.py `segment_messages`), by
+    UNWIND MERGE, timed and counted per message: the records its identify messages describe
+    (one message each), then the anonymous visitors' records and their interactions (one track
+    or page message per interaction, which also creates its visitor's record). Batches of
+    `batch`, `writers` at once; normalization happens before the clock starts; nothing is
+    resolved, nothing is deduplicated."""
+    identified, anonymous = message_records(data)
+    visits = [i for i in data.interactions if i.source == "web"]
+    identify_rows = _customer_rows(identified)
+    visitor_rows = _customer_rows(anonymous)
+    interaction_rows = _interaction_rows(visits)
+    identify_s = await _write(driver, database, RAW_CUSTOMERS, identify_rows, batch, writers)
+    visitor_s = await _write(driver, database, RAW_CUSTOMERS, visitor_rows, batch, writers)
+    interaction_s = await _write(
+        driver, database, RAW_INTERACTIONS, interaction_rows, batch, writers
+    )
+    track_s = visitor_s + interaction_s
+    seconds = identify_s + track_s
+    messages = len(identify_rows) + len(interaction_rows)
+    rows = messages + len(visitor_rows)
+    return {
+        "identify_events": len(identify_rows),
+        "track_events": len(interaction_rows),
+        "visitor_records": len(visitor_rows),
+        "identify_per_s": round(len(identify_rows) / identify_s, 1),
+        "track_per_s": round(len(interaction_rows) / track_s, 1),
+        "events_per_s": round(messages / seconds, 1),
+        # The same writes counted as rows (a visitor's record apart from its events): the unit
+        # of runs before 2026-12-06's morning.
+        "rows_per_s": round(rows / seconds, 1),
+        "seconds": round(seconds, 3),
         "batch_size": batch,
         "writers": writers,
     }

@@ -573,16 +573,35 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat().replace("+00:00", "Z") if at is not None else None
 
 
+def _anonymous_visit(customer: CustomerIn) -> bool:
+    """A web session that never logged in: it sends only its track and page events."""
+    return customer.source == "web" and all(i.type != "user_id" for i in customer.identifiers)
+
+
+def _web_interactions(data: Dataset) -> dict[str, list[InteractionIn]]:
+    found: dict[str, list[InteractionIn]] = {}
+    for it in data.interactions:
+        if it.source == "web":
+            found.setdefault(it.customer_source_id, []).append(it)
+    return found
+
+
+def message_records(data: Dataset) -> tuple[list[CustomerIn], list[CustomerIn]]:
+    """The records `segment_messages` writes: those its identify messages describe (one each),
+    and the anonymous visitors whose track and page events create them."""
+    visits = _web_interactions(data)
+    identified = [c for c in data.customers if c.source != "crm" and not _anonymous_visit(c)]
+    anonymous = [c for c in data.customers if _anonymous_visit(c) and c.source_id in visits]
+    return identified, anonymous
+
+
 def segment_messages(data: Dataset) -> Iterator[dict[str, Any]]:
     """The web and app records as the Segment spec sends them: identify and track/page messages.
 
     A web session's events carry its anonymousId; a login is an identify with userId, the
     anonymousId of one logged-in session, and the traits; the app identifies with its user id.
     """
-    web_interactions: dict[str, list[InteractionIn]] = {}
-    for it in data.interactions:
-        if it.source == "web":
-            web_interactions.setdefault(it.customer_source_id, []).append(it)
+    web_interactions = _web_interactions(data)
     for customer in data.customers:
         if customer.source == "crm":
             continue
@@ -593,7 +612,7 @@ def segment_messages(data: Dataset) -> Iterator[dict[str, Any]]:
         if "phone" in ids:
             traits["phone"] = ids["phone"]
         base: dict[str, Any] = {"timestamp": _iso(customer.seen_at)}
-        if customer.source == "web" and "user_id" not in ids:
+        if _anonymous_visit(customer):
             for it in web_interactions.get(customer.source_id, ()):
                 message: dict[str, Any] = {
                     "type": it.type,

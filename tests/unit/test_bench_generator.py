@@ -13,6 +13,7 @@ from bench.generator import (
     components,
     crm_rows,
     generate,
+    message_records,
     segment_messages,
     write_batches,
     write_crm_csv,
@@ -123,6 +124,22 @@ def test_segment_messages() -> None:
     for m in messages:
         assert m.get("userId") or m.get("anonymousId")
         assert len(json.dumps(m)) < 32_000
+
+
+def test_message_records_are_the_records_the_messages_write() -> None:
+    data = generate(SMALL)
+    messages = list(segment_messages(data))
+    identified, anonymous = message_records(data)
+    identifies = [m for m in messages if m["type"] == "identify"]
+    events = [m for m in messages if m["type"] != "identify"]
+    assert len(identified) == len(identifies)
+    assert {m["userId"] for m in identifies} == {
+        next((i.value for i in c.identifiers if i.type == "user_id"), c.source_id)
+        for c in identified
+    }
+    assert {c.source_id for c in anonymous} == {m["anonymousId"] for m in events}
+    assert len(events) == sum(1 for i in data.interactions if i.source == "web")
+    assert len(identified) + len(anonymous) < len(data.customers)  # CRM and silent visits
 
 
 def test_crm_csv(tmp_path: Path) -> None:
