@@ -160,7 +160,7 @@ def _interaction_rows(interactions: Sequence[InteractionIn]) -> list[dict[str, A
     ]
 
 
-async def _write(
+async def write_rows(
     driver: AsyncDriver,
     database: str,
     statement: LiteralString,
@@ -196,8 +196,10 @@ async def raw_merge(
     the clock starts; nothing is resolved."""
     customers = _customer_rows(data.customers)
     interactions = _interaction_rows(data.interactions)
-    customer_s = await _write(driver, database, RAW_CUSTOMERS, customers, batch, writers)
-    interaction_s = await _write(driver, database, RAW_INTERACTIONS, interactions, batch, writers)
+    customer_s = await write_rows(driver, database, RAW_CUSTOMERS, customers, batch, writers)
+    interaction_s = await write_rows(
+        driver, database, RAW_INTERACTIONS, interactions, batch, writers
+    )
     events = len(customers) + len(interactions)
     return {
         "customers": len(customers),
@@ -224,9 +226,9 @@ async def raw_merge_messages(
     identify_rows = _customer_rows(identified)
     visitor_rows = _customer_rows(anonymous)
     interaction_rows = _interaction_rows(visits)
-    identify_s = await _write(driver, database, RAW_CUSTOMERS, identify_rows, batch, writers)
-    visitor_s = await _write(driver, database, RAW_CUSTOMERS, visitor_rows, batch, writers)
-    interaction_s = await _write(
+    identify_s = await write_rows(driver, database, RAW_CUSTOMERS, identify_rows, batch, writers)
+    visitor_s = await write_rows(driver, database, RAW_CUSTOMERS, visitor_rows, batch, writers)
+    interaction_s = await write_rows(
         driver, database, RAW_INTERACTIONS, interaction_rows, batch, writers
     )
     track_s = visitor_s + interaction_s

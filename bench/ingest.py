@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 from neo4j import AsyncDriver
 
+from bench.floors import write_rows
 from bench.neo4j import BenchNeo4jConfig, free_port, running_bench_neo4j
 from customer_graph.graph.constraints import ensure_schema
 from customer_graph.graph.driver import driver_for
@@ -120,22 +121,7 @@ def floor_rows(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 async def measure_floor(
     driver: AsyncDriver, database: str, rows: list[dict[str, Any]], batch: int, writers: int
 ) -> dict[str, Any]:
-    chunks = [rows[i : i + batch] for i in range(0, len(rows), batch)]
-    chunks.reverse()
-
-    async def writer() -> None:
-        async with driver.session(database=database) as session:
-            while chunks:
-                chunk = chunks.pop()
-
-                async def work(tx: Any, chunk: list[dict[str, Any]] = chunk) -> None:
-                    await (await tx.run(FLOOR_MERGE, rows=chunk)).consume()
-
-                await session.execute_write(work)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(writer() for _ in range(writers)))
-    seconds = time.perf_counter() - started
+    seconds = await write_rows(driver, database, FLOOR_MERGE, rows, batch, writers)
     return {
         "events": len(rows),
         "seconds": round(seconds, 2),
