@@ -14,6 +14,9 @@ from customer_graph.graph.normalize import normalize_email, normalize_phone
 from customer_graph.graph.resolution import ResolutionConfig
 from customer_graph.graph.survivorship import RecordTraits, display_fields, unify
 
+# The identifier types whose matched values a profile shows (its email and phone).
+CONTACT_TYPES: Final = ("email", "phone")
+
 # Lock the profiles first (setting a property to its own value takes the write lock and changes
 # nothing), so two writers refreshing one profile see each other's committed records.
 LOCK_AND_READ_PROFILES = """

@@ -20,7 +20,10 @@
    fields computed from the batch, no read needed), merges (moving RESOLVES_TO and MERGED_INTO
    edges to the survivor, with a MergeEvent), record assignments;
 6. write memberships, deal contacts, interactions and stage changes, then refresh the unified
-   traits of the existing profiles that changed (graph/profile_refresh.py).
+   fields of the existing profiles a write may change (graph/profile_refresh.py): those whose
+   records changed traits or gained a matched email or phone, those that records joined with
+   traits or such contacts, and the survivors of merges. A new session id of a known user, or an
+   anonymous visitor's record joining its user's profile, leaves its profile unread.
 
 Why this shape: the decision is a pure function, so it is tested against an oracle without
 Neo4j and the Cypher stays plain; locks are taken by setting a property to its own value (a
@@ -46,6 +49,7 @@ from customer_graph.graph import entity_writes
 from customer_graph.graph.errors import GraphUnavailableError, GraphWriteError
 from customer_graph.graph.normalize import Identifier, normalize_identifiers
 from customer_graph.graph.profile_refresh import (
+    CONTACT_TYPES,
     dumps,
     iso,
     loads_map,
@@ -482,7 +486,8 @@ class _RecordPlan:
     edges: list[dict[str, Any]] = field(default_factory=list)  # new edges
     widened: list[dict[str, Any]] = field(default_factory=list)  # existing edges, new times
     customer: dict[str, Any] | None = None
-    dirty: bool = False  # its profile's unified fields may change
+    dirty: bool = False  # its identity or traits changed (its profile is touched)
+    traits_changed: bool = False
     traits: str = "{}"  # the record's traits after the write (JSON), when read or written
     trait_times: str = "{}"
 
@@ -571,6 +576,7 @@ def _plan_record(
             "seenAt": iso(new_seen),
         }
     plan.dirty = plan.dirty or traits_changed
+    plan.traits_changed = traits_changed
     return plan
 
 
@@ -661,17 +667,39 @@ async def _write_customers(
     for rec in recs:
         pid = decision.record_profiles.get(rec.key) or hood.records[rec.key]["profileId"]
         result.record_profiles[rec.key] = pid
-    changed = {result.record_profiles[k] for k in dirty_records}
-    changed.update(m.survivor_id for m in decision.merges)
-    changed.update(
-        pid
+    joined = {
+        key
         for key, pid in decision.record_profiles.items()
         if hood.records[key]["profileId"] != pid
-    )
+    }
+    changed = {result.record_profiles[k] for k in dirty_records | joined}
+    changed.update(m.survivor_id for m in decision.merges)
     result.touched_profile_ids.update(changed)
     result.touched_profile_ids.update(i for m in decision.merges for i in m.merged_ids)
+    refresh = {
+        result.record_profiles[rec.key] for rec in recs if _shapes(rec, plans, joined, decision)
+    }
+    refresh.update(m.survivor_id for m in decision.merges)
     nodes = {key: record["element"] for key, record in hood.records.items()}
-    return changed - set(decision.new_profile_ids), nodes
+    return refresh - set(decision.new_profile_ids), nodes
+
+
+def _shapes(
+    rec: _Record, plans: Mapping[str, _RecordPlan], joined: set[str], decision: Resolution
+) -> bool:
+    """Whether this write of `rec` may change its profile's unified fields (traits, name, email,
+    phone, company), which are computed from its records' traits and their matched emails and
+    phones. A record that joins a profile with neither (an anonymous visitor's first event, a
+    new session of a known user) or gains only other identifiers changes none of them, and its
+    profile is not read again. A record joins only as this batch creates it (every record has a
+    profile from its first write on), so all its edges are the batch's."""
+    plan = plans[rec.key]
+    if plan.traits_changed:
+        return True
+    contacts = [k for k, i in rec.identifiers.items() if i.type in CONTACT_TYPES]
+    if rec.key in joined:
+        return plan.traits != "{}" or bool(contacts)
+    return any(decision.matched.get((rec.key, k), False) for k in contacts)
 
 
 def _new_profile_rows(
@@ -704,7 +732,7 @@ def _new_profile_rows(
             {"type": i.type, "value": i.value, "lastSeen": r.identifier_times.get(k, (now, now))[1]}
             for r in group
             for k, i in r.identifiers.items()
-            if i.type in ("email", "phone") and decision.matched.get((r.key, k))
+            if i.type in CONTACT_TYPES and decision.matched.get((r.key, k))
         ]
         rows.append(
             {

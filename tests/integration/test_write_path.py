@@ -10,6 +10,7 @@ from typing import Any
 import phonenumbers
 from neo4j import AsyncDriver, AsyncManagedTransaction
 
+from customer_graph.graph.profile_refresh import refresh_profiles
 from customer_graph.graph.records import (
     AccountIn,
     CustomerIn,
@@ -142,6 +143,52 @@ async def test_unified_traits_follow_the_most_recent_record(
     )
     profile = await one(driver, settings, PROFILE, key=f"{src}-crm:c1")
     assert json.loads(profile["traits"])["plan"] == "new"
+
+
+async def test_a_profile_is_read_again_only_when_a_write_can_change_its_fields(
+    driver: AsyncDriver, settings: Settings
+) -> None:
+    """Records that join a profile or gain identifiers change its unified fields only when they
+    bring traits or matched emails and phones, and only then is it recomputed; after every kind
+    of write, recomputing the profile from all its records finds nothing to change."""
+    src = unique("wpf")
+    national, e164 = unique_phone()
+    email = f"ada.{src}@example.com"
+    user = IdentifierIn("user_id", f"u-{src}")
+    session, later_session = (IdentifierIn("anonymous_id", f"{n}-{src}") for n in ("a1", "a2"))
+    steps = [
+        # A known user, with a name and no email.
+        CustomerIn(src, "u1", {"first_name": "Ada"}, (user, session)),
+        # An anonymous session of hers: a record that joins with nothing a profile shows.
+        CustomerIn(src, "a1", {}, (session,)),
+        # A record that joins with a phone and no traits: the profile's phone comes from it.
+        CustomerIn(src, "c1", {}, (user, IdentifierIn("phone", national))),
+        # A record that joins with traits.
+        CustomerIn(src, "c2", {"company": "Analytical Engines"}, (user,)),
+        # Her record gains an email (a matched contact, no trait), then a new session id.
+        CustomerIn(src, "u1", {}, (user, IdentifierIn("email", email))),
+        CustomerIn(src, "u1", {}, (user, later_session)),
+    ]
+    profiles = set()
+    for n, customer in enumerate(steps):
+        result = await write_batch(
+            driver, settings.neo4j_database, WriteBatch(customers=(customer,)), CONFIG
+        )
+        profile_id = result.record_profiles[customer.key]
+        profiles.add(profile_id)
+        async with driver.session(database=settings.neo4j_database) as db:
+            tx = await db.begin_transaction()
+            stale = await refresh_profiles(tx, [profile_id], CONFIG)  # type: ignore[arg-type]
+            await tx.rollback()
+        assert stale == set(), f"step {n} left the profile's fields stale"
+    assert len(profiles) == 1
+    profile = await one(driver, settings, PROFILE, key=f"{src}:u1")
+    assert (profile["displayName"], profile["email"], profile["phone"], profile["company"]) == (
+        "Ada",
+        email,
+        e164,
+        "Analytical Engines",
+    )
 
 
 async def test_activity_is_written_and_replays_are_idempotent(
