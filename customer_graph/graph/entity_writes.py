@@ -14,6 +14,7 @@ from typing import Any
 
 from neo4j import AsyncManagedTransaction
 
+from customer_graph.graph.plans import KEEP_PLAN
 from customer_graph.graph.profile_refresh import dumps, iso
 from customer_graph.graph.records import (
     AccountIn,
@@ -24,20 +25,28 @@ from customer_graph.graph.records import (
     customer_key,
 )
 
-UPSERT_OWNERS = """
+UPSERT_OWNERS = (
+    KEEP_PLAN
+    + """
 UNWIND $rows AS row
 MERGE (o:Owner {id: row.id})
 SET o += row.props
 """
+)
 
-READ_ACCOUNT_TRAITS = """
+READ_ACCOUNT_TRAITS = (
+    KEEP_PLAN
+    + """
 UNWIND $ids AS id
 MATCH (a:Account {id: id})
 RETURN a.id AS id, a.traits AS traits
 """
+)
 
 # Ownership is exclusive: a new owner replaces the old OWNS edge.
-UPSERT_ACCOUNTS = """
+UPSERT_ACCOUNTS = (
+    KEEP_PLAN
+    + """
 UNWIND $rows AS row
 MERGE (a:Account {id: row.id})
   ON CREATE SET a.traits = '{}'
@@ -52,9 +61,12 @@ CALL (a, row) {
   DELETE r
 }
 """
+)
 
 # Times travel as ISO text (datetime() turns them back): the driver encodes text far faster.
-UPSERT_DEALS = """
+UPSERT_DEALS = (
+    KEEP_PLAN
+    + """
 UNWIND $rows AS row
 MERGE (d:Deal {id: row.id})
   ON CREATE SET d.createdAt = coalesce(datetime(row.createdAt), $now)
@@ -78,17 +90,23 @@ CALL (d, row) {
   DELETE r
 }
 """
+)
 
-LINK_DEAL_CONTACTS = """
+LINK_DEAL_CONTACTS = (
+    KEEP_PLAN
+    + """
 UNWIND $rows AS row
 MATCH (d:Deal {id: row.dealId})
 MATCH (c:Customer {key: row.customerKey})
 MERGE (c)-[r:CONTACT_ON]->(d)
 SET r.role = coalesce(row.role, r.role)
 """
+)
 
 # A stage change moves the deal's current stage only if it is the latest one known.
-UPSERT_STAGE_CHANGES = """
+UPSERT_STAGE_CHANGES = (
+    KEEP_PLAN
+    + """
 UNWIND $rows AS row
 WITH row, datetime(row.changedAt) AS changedAt
 MERGE (d:Deal {id: row.dealId})
@@ -100,8 +118,11 @@ WITH d, row, changedAt
 WHERE d.stageChangedAt IS NULL OR d.stageChangedAt <= changedAt
 SET d.stage = row.toStage, d.stageChangedAt = changedAt
 """
+)
 
-UPSERT_MEMBERSHIPS = """
+UPSERT_MEMBERSHIPS = (
+    KEEP_PLAN
+    + """
 UNWIND $rows AS row
 MATCH (c:Customer {key: row.customerKey})
 MERGE (a:Account {id: row.accountId})
@@ -110,9 +131,12 @@ MERGE (c)-[m:MEMBER_OF]->(a)
 SET m += row.props, m.startDate = coalesce(datetime(row.startDate), m.startDate),
     m.endDate = coalesce(datetime(row.endDate), m.endDate)
 """
+)
 
 # The records were locked earlier in the transaction; they are found by element id (no index).
-UPSERT_INTERACTIONS = """
+UPSERT_INTERACTIONS = (
+    KEEP_PLAN
+    + """
 UNWIND $rows AS row
 MATCH (c:Customer) WHERE elementId(c) = row.customerNode
 MERGE (n:Interaction {id: row.id})
@@ -141,6 +165,7 @@ CALL (n, row) {
   MERGE (n)-[:WITH_ACCOUNT]->(a)
 }
 """
+)
 
 
 def _props(**values: Any) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from neo4j.exceptions import (
 )
 
 from customer_graph.graph.errors import GraphUnavailableError, GraphWriteError
+from customer_graph.graph.plans import KEEP_PLAN
 from customer_graph.graph.records import WriteBatch, WriteResult
 
 BatchTxWriter = Callable[[AsyncManagedTransaction, WriteBatch], Awaitable[WriteResult]]
@@ -73,7 +74,9 @@ def concat_batches(batches: Iterable[WriteBatch]) -> WriteBatch:
 # statement Neo4j seeks the Suppression index with locks (a hash not found is locked exclusively
 # until commit, so an erasure cannot slip in between the screen and the commit): hashes are
 # looked up in sorted order, like the claims, so that concurrent writers do not deadlock on them.
-CLAIM_AND_SCREEN = """
+CLAIM_AND_SCREEN = (
+    KEEP_PLAN
+    + """
 CALL () {
   UNWIND $ids AS id
   OPTIONAL MATCH (n:Interaction {id: id})
@@ -110,11 +113,14 @@ CALL () {
 RETURN claimedAsInteractions + claimedAsMessages + messagesBefore + interactionsBefore
        AS duplicates, found
 """
+)
 
 
 # Only claims this transaction made are released (their messages were refused by the screen); an
 # interaction's node is still empty then.
-RELEASE_CLAIMS = """
+RELEASE_CLAIMS = (
+    KEEP_PLAN
+    + """
 CALL () {
   UNWIND $ids AS id
   MATCH (m:Message {id: id})
@@ -128,6 +134,7 @@ CALL () {
   DELETE n
 }
 """
+)
 
 
 async def claim_and_screen_tx(

@@ -11,6 +11,7 @@ import orjson
 from neo4j import AsyncManagedTransaction
 
 from customer_graph.graph.normalize import normalize_email, normalize_phone
+from customer_graph.graph.plans import KEEP_PLAN
 from customer_graph.graph.resolution import ResolutionConfig
 from customer_graph.graph.survivorship import RecordTraits, display_fields, unify
 
@@ -19,7 +20,9 @@ CONTACT_TYPES: Final = ("email", "phone")
 
 # Lock the profiles first (setting a property to its own value takes the write lock and changes
 # nothing), so two writers refreshing one profile see each other's committed records.
-LOCK_AND_READ_PROFILES = """
+LOCK_AND_READ_PROFILES = (
+    KEEP_PLAN
+    + """
 UNWIND $ids AS id
 MATCH (p:Profile {id: id})
 WHERE NOT (p)-[:MERGED_INTO]->()
@@ -34,13 +37,17 @@ RETURN p.id AS id,
           WHERE h.matched = true AND NOT i.blocked AND i.type IN ['email', 'phone'] |
           {type: i.type, value: i.value, lastSeen: toString(h.lastSeen)}] AS contacts
 """
+)
 
-WRITE_PROFILES = """
+WRITE_PROFILES = (
+    KEEP_PLAN
+    + """
 UNWIND $rows AS row
 MATCH (p:Profile {id: row.id})
 SET p.traits = row.traits, p.displayName = row.displayName, p.email = row.email,
     p.phone = row.phone, p.company = row.company, p.updatedAt = $now
 """
+)
 
 
 # Sorted keys; dates, times and dataclasses through `str`, as anything else orjson does not know.

@@ -48,6 +48,7 @@ from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
 from customer_graph.graph import entity_writes
 from customer_graph.graph.errors import GraphUnavailableError, GraphWriteError
 from customer_graph.graph.normalize import Identifier, normalize_identifiers
+from customer_graph.graph.plans import KEEP_PLAN
 from customer_graph.graph.profile_refresh import (
     CONTACT_TYPES,
     dumps,
@@ -187,7 +188,8 @@ CALL (%(profile_scope)s) {
 # A later read of the neighbourhood locks first (`$lock`: profiles the previous read found, in id
 # order), in the same round trip.
 READ_NEIGHBOURHOOD = (
-    """
+    KEEP_PLAN
+    + """
 CALL () {
   UNWIND $lock AS id
   MATCH (p:Profile {id: id})
@@ -207,7 +209,8 @@ CALL () {
 # The first statement of a batch: records upserted and locked and read, pending identifiers
 # upserted and locked, then the profiles resolution needs locked and read, in one round trip.
 LOCK_AND_READ_NEIGHBOURHOOD = (
-    LOCK_RECORDS
+    KEEP_PLAN
+    + LOCK_RECORDS
     + _READ_RECORDS
     % {
         "records_scope": "lockedRecords",
@@ -312,7 +315,7 @@ MERGE (c)-[:RESOLVES_TO]->(p)
 
 # Every decision of a batch in one round trip, in this order; each part unwinds its own list
 # (empty: nothing to do).
-WRITE_DECISIONS = "".join(
+WRITE_DECISIONS = KEEP_PLAN + "".join(
     f"CALL () {{{part}}}\n"
     for part in (
         UPDATE_CUSTOMERS,
