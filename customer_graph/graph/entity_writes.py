@@ -14,6 +14,7 @@ from typing import Any
 
 from neo4j import AsyncManagedTransaction
 
+from customer_graph.graph.params import run
 from customer_graph.graph.plans import KEEP_PLAN
 from customer_graph.graph.profile_refresh import dumps, iso
 from customer_graph.graph.records import (
@@ -238,7 +239,7 @@ async def _account_rows(
     with_traits = [a.id for a in accounts if a.traits]
     stored: dict[str, dict[str, Any]] = {}
     if with_traits:
-        result = await tx.run(READ_ACCOUNT_TRAITS, ids=with_traits)
+        result = await run(tx, READ_ACCOUNT_TRAITS, ids=with_traits)
         async for r in result:
             stored[r["id"]] = json.loads(r["traits"] or "{}")
     rows = []
@@ -263,14 +264,15 @@ async def write_before_customers(
 ) -> None:
     """Owners, accounts and deals: what records and activity point at."""
     if batch.owners:
-        await tx.run(
+        await run(
+            tx,
             UPSERT_OWNERS,
             rows=[{"id": o.id, "props": _props(name=o.name, email=o.email)} for o in batch.owners],
         )
     if batch.accounts:
-        await tx.run(UPSERT_ACCOUNTS, rows=await _account_rows(tx, batch.accounts))
+        await run(tx, UPSERT_ACCOUNTS, rows=await _account_rows(tx, batch.accounts))
     if batch.deals:
-        await tx.run(UPSERT_DEALS, rows=[_deal_row(d) for d in batch.deals], now=now)
+        await run(tx, UPSERT_DEALS, rows=[_deal_row(d) for d in batch.deals], now=now)
 
 
 async def write_after_customers(
@@ -297,17 +299,17 @@ async def write_after_customers(
             }
             for m in batch.memberships
         ]
-        await tx.run(UPSERT_MEMBERSHIPS, rows=rows)
+        await run(tx, UPSERT_MEMBERSHIPS, rows=rows)
     contacts = [
         {"dealId": d.id, "customerKey": customer_key(c.source, c.source_id), "role": c.role}
         for d in batch.deals
         for c in d.contacts
     ]
     if contacts:
-        await tx.run(LINK_DEAL_CONTACTS, rows=contacts)
+        await run(tx, LINK_DEAL_CONTACTS, rows=contacts)
     if batch.interactions:
         rows = [_interaction_row(i, record_nodes) for i in batch.interactions]
-        await tx.run(UPSERT_INTERACTIONS, rows=rows)
+        await run(tx, UPSERT_INTERACTIONS, rows=rows)
     if batch.stage_changes:
         changes: list[dict[str, Any]] = [
             {
@@ -319,4 +321,4 @@ async def write_after_customers(
             }
             for s in batch.stage_changes
         ]
-        await tx.run(UPSERT_STAGE_CHANGES, rows=changes)
+        await run(tx, UPSERT_STAGE_CHANGES, rows=changes)

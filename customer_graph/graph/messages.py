@@ -31,6 +31,7 @@ from neo4j.exceptions import (
 )
 
 from customer_graph.graph.errors import GraphUnavailableError, GraphWriteError
+from customer_graph.graph.params import run
 from customer_graph.graph.plans import KEEP_PLAN
 from customer_graph.graph.records import WriteBatch, WriteResult
 
@@ -150,7 +151,8 @@ async def claim_and_screen_tx(
     suppressed). `claim` marks the nodes this attempt creates (what RELEASE_CLAIMS may delete)."""
     if not keys and not interaction_keys and not hashes:
         return set(), set()
-    result = await tx.run(
+    result = await run(
+        tx,
         CLAIM_AND_SCREEN,
         ids=list(keys),
         interactionIds=list(interaction_keys),
@@ -209,7 +211,8 @@ async def write_deduplicated_tx(
         claimed = {units[i][0] for i in screened if i not in duplicates} - {None}
         duplicates = [i for i in duplicates if i not in screened]
         if claimed:  # a refused message leaves nothing behind, not even its claim
-            await tx.run(
+            await run(
+                tx,
                 RELEASE_CLAIMS,
                 ids=sorted(k for k in claimed if k is not None and k not in by_interaction),
                 interactionIds=sorted(k for k in claimed if k in by_interaction),

@@ -11,6 +11,7 @@ import orjson
 from neo4j import AsyncManagedTransaction
 
 from customer_graph.graph.normalize import normalize_email, normalize_phone
+from customer_graph.graph.params import run
 from customer_graph.graph.plans import KEEP_PLAN
 from customer_graph.graph.resolution import ResolutionConfig
 from customer_graph.graph.survivorship import RecordTraits, display_fields, unify
@@ -169,7 +170,7 @@ async def refresh_profiles(
     ids = sorted(set(profile_ids))
     if not ids:
         return set()
-    result = await tx.run(LOCK_AND_READ_PROFILES, ids=ids)
+    result = await run(tx, LOCK_AND_READ_PROFILES, ids=ids)
     rows = []
     async for rec in result:
         fields = profile_fields(rec["records"], rec["contacts"], config)
@@ -177,5 +178,5 @@ async def refresh_profiles(
         if fields != current:
             rows.append({"id": rec["id"], **fields})
     if rows:
-        await tx.run(WRITE_PROFILES, rows=rows, now=datetime.now(UTC))
+        await run(tx, WRITE_PROFILES, rows=rows, now=datetime.now(UTC))
     return {r["id"] for r in rows}

@@ -48,6 +48,7 @@ from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
 from customer_graph.graph import entity_writes
 from customer_graph.graph.errors import GraphUnavailableError, GraphWriteError
 from customer_graph.graph.normalize import Identifier, normalize_identifiers
+from customer_graph.graph.params import run
 from customer_graph.graph.plans import KEEP_PLAN
 from customer_graph.graph.profile_refresh import (
     CONTACT_TYPES,
@@ -405,7 +406,8 @@ async def _lock_and_read(
         {"key": r.key, "identifiers": list(r.identifiers), "withTraits": bool(r.traits)}
         for r in by_key
     ]
-    result = await tx.run(
+    result = await run(
+        tx,
         LOCK_AND_READ_NEIGHBOURHOOD,
         customers=[
             {
@@ -451,7 +453,8 @@ async def _lock_and_read(
         if needed <= locked and needed <= set(profiles):
             break
         new = sorted(needed - locked)
-        result = await tx.run(
+        result = await run(
+            tx,
             READ_NEIGHBOURHOOD,
             lock=new,
             records=record_rows,
@@ -779,7 +782,8 @@ async def _apply(
     parts = (customer_rows, new_edges, widened_edges, new_profiles, merges, assignments)
     if not any(parts):
         return  # a replay: nothing changed
-    await tx.run(
+    await run(
+        tx,
         WRITE_DECISIONS,
         customerRows=customer_rows,
         newEdges=new_edges,

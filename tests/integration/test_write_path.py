@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import phonenumbers
+import pytest
 from neo4j import AsyncDriver, AsyncManagedTransaction
 
+from customer_graph.graph.messages import write_deduplicated
+from customer_graph.graph.privacy import suppression_lookups
 from customer_graph.graph.profile_refresh import refresh_profiles
 from customer_graph.graph.records import (
     AccountIn,
@@ -26,6 +30,7 @@ from customer_graph.graph.records import (
 )
 from customer_graph.graph.resolution import ResolutionConfig
 from customer_graph.graph.writes import upsert_customer, write_batch, write_batch_tx
+from customer_graph.ingestion.workers import write_path
 from customer_graph.settings import Settings
 from tests.helpers import unique
 
@@ -358,3 +363,43 @@ async def test_limit_conflict_keeps_user_ids_apart(driver: AsyncDriver, settings
     )
     assert third.conflicts == 0
     assert third.record_profiles[f"{src}:3"] == first.record_profiles[f"{src}:1"]
+
+
+async def test_the_driver_logs_a_batchs_rows_by_size(
+    driver: AsyncDriver, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The driver formats each statement's parameters for its debug log even with that log off;
+    the write path's rows show there by their size, not their values."""
+    src = unique("quiet")
+    marker = unique("marker")
+    batch = WriteBatch(
+        customers=(
+            CustomerIn(src, "c1", {"plan": marker}, (IdentifierIn("user_id", f"u-{src}"),), T0),
+        ),
+        interactions=(
+            InteractionIn(
+                f"{src}-e1", src, "c1", "track", T0, name=marker, properties={"k": marker}
+            ),
+        ),
+    )
+    caplog.set_level(logging.DEBUG, logger="neo4j")
+    units = [(f"{src}:m1", batch)]
+    done = await write_deduplicated(
+        driver,
+        settings.neo4j_database,
+        units,
+        write_path(settings),
+        lambda b: suppression_lookups(settings, b),
+    )
+    assert not done.duplicates
+    runs = [r.getMessage() for r in caplog.records if "C: RUN" in r.getMessage()]
+    assert len(runs) >= 4  # claim and screen, records, decisions, interactions
+    assert all(marker not in line for line in runs)
+    assert any("<1 rows>" in line for line in runs)
+    stored = await one(
+        driver,
+        settings,
+        "MATCH (c:Customer {key: $key})-[:HAD]->(x:Interaction) RETURN c.traits AS t, x.name AS n",
+        key=f"{src}:c1",
+    )
+    assert json.loads(stored["t"]) == {"plan": marker} and stored["n"] == marker
