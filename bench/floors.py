@@ -19,6 +19,7 @@ from neo4j import AsyncDriver, RoutingControl
 
 from bench.generator import Dataset, message_records
 from customer_graph.graph.normalize import DEFAULT_BLOCKED_PATTERNS, normalize_identifiers
+from customer_graph.graph.params import quiet
 from customer_graph.graph.records import CustomerIn, IdentifierIn, InteractionIn
 
 # Profile, identifiers, the 20 newest timeline items (interactions and deal stage changes), and
@@ -178,7 +179,9 @@ async def write_rows(
                 chunk = chunks.pop()
 
                 async def tx(tx: Any, chunk: list[dict[str, Any]] = chunk) -> None:
-                    result = await tx.run(statement, rows=chunk)
+                    # Rows the driver's debug line shows by size, as the write path's are: it
+                    # formats every RUN's parameters even with debug logging off.
+                    result = await tx.run(statement, quiet({"rows": chunk}))
                     await result.consume()
 
                 await session.execute_write(tx)
