@@ -128,6 +128,7 @@ def render(results: dict[str, Any], plots: str | None = None) -> str:
                 else ""
             )
             attempts = ingest.get("attempts") or []
+            pairs = ingest.get("pairs") or []
             again = (
                 "; measured "
                 + str(len(attempts))
@@ -139,6 +140,18 @@ def render(results: dict[str, Any], plots: str | None = None) -> str:
                 if len(attempts) > 1
                 else ""
             )
+            if pairs:
+                again = (
+                    f"; ingestion and its floor measured in turns, {len(pairs)} times, this "
+                    f"table from the turn with the median ratio (turn {ingest.get('median_pair')}"
+                    "); the ratios of the turns in order: "
+                    + ", ".join(_fmt(pair["ratio_to_floor"]) for pair in pairs)
+                    + ", the JIT's share in each (identify/track): "
+                    + ", ".join(
+                        "/".join(f"{v or 0:.0%}" for v in pair["jit_share"].values())
+                        for pair in pairs
+                    )
+                )
             out.append(
                 "\nCPU per event (µs) and cores kept busy, per process; Neo4j's JIT compiler "
                 f"apart (after a {_fmt(ingest.get('warmup_seconds'))} s warm-up{rounds}{again}):\n"
