@@ -127,19 +127,11 @@ def render(results: dict[str, Any], plots: str | None = None) -> str:
                 if shares
                 else ""
             )
+            # Runs from 2026-12-06's mid-morning measure in turns (`pairs`); earlier ones
+            # measured again while the JIT was busy (`attempts`).
             attempts = ingest.get("attempts") or []
             pairs = ingest.get("pairs") or []
-            again = (
-                "; measured "
-                + str(len(attempts))
-                + " times, the JIT's share in the attempts before the last: "
-                + ", ".join(
-                    "/".join(f"{v:.0%}" for v in a["jit_share"].values()) for a in attempts[:-1]
-                )
-                + " (identify/track)"
-                if len(attempts) > 1
-                else ""
-            )
+            again = ""
             if pairs:
                 again = (
                     f"; ingestion and its floor measured in turns, {len(pairs)} times, this "
@@ -151,6 +143,16 @@ def render(results: dict[str, Any], plots: str | None = None) -> str:
                         "/".join(f"{v or 0:.0%}" for v in pair["jit_share"].values())
                         for pair in pairs
                     )
+                )
+            elif len(attempts) > 1:
+                again = (
+                    "; measured "
+                    + str(len(attempts))
+                    + " times, the JIT's share in the attempts before the last: "
+                    + ", ".join(
+                        "/".join(f"{v:.0%}" for v in a["jit_share"].values()) for a in attempts[:-1]
+                    )
+                    + " (identify/track)"
                 )
             out.append(
                 "\nCPU per event (µs) and cores kept busy, per process; Neo4j's JIT compiler "
