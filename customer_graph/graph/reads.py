@@ -379,14 +379,49 @@ async def merge_history_by_profile(
 # ---------------------------------------------------------------------------------------------
 # Interactions and the timeline
 
-# A deal's stage history comes with it (deals have few changes), saving a round trip.
-_DEAL_PROJECTION: Final = """d {.id, .name, .amount, .currency, .pipeline, .stage, .status,
-                   createdAt: toString(d.createdAt), closedAt: toString(d.closedAt),
+
+@dataclass(frozen=True, slots=True)
+class DealParts:
+    """What a deal read carries beyond the deal's own properties: `links` the ids of its owner
+    and account, `history` its stage changes. A deal read with less than both is for the
+    selection that asked for it, not for a loader (`DealRow.complete`)."""
+
+    links: bool = True
+    history: bool = True
+
+
+ALL_DEAL_PARTS: Final = DealParts()
+NO_DEAL_PARTS: Final = DealParts(links=False, history=False)
+
+
+def _deal_projection(parts: DealParts) -> str:
+    """Deal `d` as a map (`deal_row`'s input). The stage history comes with it (deals have few
+    changes), saving a round trip."""
+    links = (
+        """
                    ownerId: head([(dealOwner:Owner)-[:OWNS]->(d) | dealOwner.id]),
-                   accountId: head([(d)-[:FOR_ACCOUNT]->(dealAccount:Account) | dealAccount.id]),
+                   accountId: head([(d)-[:FOR_ACCOUNT]->(dealAccount:Account) | dealAccount.id]),"""
+        if parts.links
+        else ""
+    )
+    history = (
+        """
                    history: [(d)-[:HAD_STAGE_CHANGE]->(change:StageChange) |
                              change {.id, .fromStage, .toStage,
-                                     changedAt: toString(change.changedAt)}]}"""
+                                     changedAt: toString(change.changedAt)}],"""
+        if parts.history
+        else ""
+    )
+    return (
+        """d {.id, .name, .amount, .currency, .pipeline, .stage, .status,"""
+        + links
+        + history
+        + """
+                   createdAt: toString(d.createdAt), closedAt: toString(d.closedAt)}"""
+    )
+
+
+_DEAL_PROJECTION: Final = _deal_projection(ALL_DEAL_PARTS)
 
 # An interaction's keys beyond its id, type and time (which every read has), by row key.
 INTERACTION_KEYS: Final[dict[str, str]] = {
@@ -530,11 +565,15 @@ async def interactions_by_id(
 # The kinds of a profile's history for one page request `req` of profile `p`: each kind is cut
 # to the page by its sort key, then the page is cut from all kinds, and only then are its items
 # projected: a long history costs a sort of keys, and each item on the page is projected once.
-def _timeline(interaction: str, stage_deal: bool) -> str:
-    """The timeline page's entries, interactions projected by `interaction`, and with
-    `stage_deal` the deals of its stage changes, each projected once with its history (which a
-    change's duration needs): `stageDeals`."""
-    deals = ("[d IN dealNodes | " + _DEAL_PROJECTION + "]") if stage_deal else "[]"
+def _timeline(interaction: str, stage_deal: DealParts | None) -> str:
+    """The timeline page's entries, interactions projected by `interaction`, and unless
+    `stage_deal` is None the deals of its stage changes, each projected once with the parts it
+    names (a change's duration needs the history): `stageDeals`."""
+    deals = (
+        ("[d IN dealNodes | " + _deal_projection(stage_deal) + "]")
+        if stage_deal is not None
+        else "[]"
+    )
     return (
         """
   CALL (p, req) {
@@ -585,7 +624,7 @@ def _timeline(interaction: str, stage_deal: bool) -> str:
     )
 
 
-_TIMELINE: Final = _timeline(_INTERACTION_PROJECTION, stage_deal=True)
+_TIMELINE: Final = _timeline(_INTERACTION_PROJECTION, stage_deal=ALL_DEAL_PARTS)
 
 TIMELINE_BY_PROFILE: Final = (
     """
@@ -843,27 +882,28 @@ class TimelinePart:
     """The timeline page a profile page asks for (`first` from 0 to the page size limit).
 
     `interaction_keys` are the optional interaction keys to read (of OPTIONAL_INTERACTION_KEYS;
-    None: all of them); `stage_deals` whether a stage change carries its deal.
+    None: all of them); `stage_deals` what a stage change's deal carries (None: no deal).
     A page read with less than all is for the selection that asked for it, not for a loader.
     """
 
     first: int
     after: Keyset | None = None
     interaction_keys: frozenset[str] | None = None
-    stage_deals: bool = True
+    stage_deals: DealParts | None = ALL_DEAL_PARTS
 
     @property
     def complete(self) -> bool:
-        return self.interaction_keys is None and self.stage_deals
+        return self.interaction_keys is None and self.stage_deals == ALL_DEAL_PARTS
 
 
 @dataclass(frozen=True, slots=True)
 class ProfilePageKey:
-    """A profile by id, and which of its parts to read with it."""
+    """A profile by id, and which of its parts to read with it (`deals`: what each deal
+    carries, None: no deals)."""
 
     profile_id: str
     identifiers: bool = False
-    deals: bool = False
+    deals: DealParts | None = None
     timeline: TimelinePart | None = None
 
 
@@ -883,7 +923,7 @@ class ProfilePage:
 # timeline), and comes out in the shape of the matching per-part read above, so the answer can
 # fill those reads' DataLoaders (the timeline's items with the keys `_profile_pages` is given).
 # Requests that share a timeline page size and projection share this query.
-def _profile_pages(timeline: str) -> str:
+def _profile_pages(timeline: str, deals: DealParts = ALL_DEAL_PARTS) -> str:
     return (
         """
 UNWIND $requests AS request
@@ -913,7 +953,7 @@ CALL (p) {
   WITH DISTINCT d
   ORDER BY d.createdAt DESC, d.id
   RETURN collect("""
-        + _DEAL_PROJECTION
+        + _deal_projection(deals)
         + """) AS deals
 }
 RETURN request.key AS key,
@@ -940,19 +980,22 @@ CALL () {
 
 @lru_cache(maxsize=256)
 def profile_pages_query(
-    interaction_keys: frozenset[str] | None, stage_deals: bool, with_key: bool
+    interaction_keys: frozenset[str] | None,
+    stage_deals: DealParts | None,
+    with_key: bool,
+    deals: DealParts = ALL_DEAL_PARTS,
 ) -> str:
-    """The profile pages statement for one timeline projection (a handful of texts in all:
-    one per shape of selection a client sends)."""
+    """The profile pages statement for one projection of the timeline and the deals (a handful
+    of texts in all: one per shape of selection a client sends)."""
     if interaction_keys is not None:
         interaction_keys &= OPTIONAL_INTERACTION_KEYS
         if interaction_keys == OPTIONAL_INTERACTION_KEYS:
             interaction_keys = None
-    if interaction_keys is None and stage_deals:
+    if interaction_keys is None and stage_deals == ALL_DEAL_PARTS and deals == ALL_DEAL_PARTS:
         query = PROFILE_PAGES
     else:
         keys = INTERACTION_KEYS if interaction_keys is None else interaction_keys
-        query = _profile_pages(_timeline(_interaction_projection(keys), stage_deals))
+        query = _profile_pages(_timeline(_interaction_projection(keys), stage_deals), deals)
     return _KEY_LOOKUP + query + ", apiKey" if with_key else query
 
 
@@ -961,12 +1004,18 @@ async def profile_pages(
 ) -> list[ProfilePage | None]:
     """Profiles by id, each with the parts its key asks for; None for an unknown id."""
     pages: dict[int, ProfilePage] = {}
-    groups: dict[tuple[bool, bool, int, frozenset[str] | None, bool], list[int]]
+    groups: dict[
+        tuple[bool, DealParts | None, int, frozenset[str] | None, DealParts | None], list[int]
+    ]
     groups = defaultdict(list)
     for index, key in enumerate(keys):
         part = key.timeline
         size = part.first if part is not None else 0
-        projection = (part.interaction_keys, part.stage_deals) if part is not None else (None, True)
+        projection = (
+            (part.interaction_keys, part.stage_deals)
+            if part is not None
+            else (None, ALL_DEAL_PARTS)
+        )
         groups[(key.identifiers, key.deals, size, *projection)].append(index)
     for (identifiers, deals, size, interaction_keys, stage_deals), indexes in groups.items():
         requests = [
@@ -980,13 +1029,18 @@ async def profile_pages(
         params: dict[str, Any] = {
             "requests": requests,
             "identifiers": identifiers,
-            "deals": deals,
+            "deals": deals is not None,
             "limit": size + 1,
         }
         check = reader.key_check
         key_hash = check.claim() if check is not None else None
         try:
-            query = profile_pages_query(interaction_keys, stage_deals, with_key=bool(key_hash))
+            query = profile_pages_query(
+                interaction_keys,
+                stage_deals,
+                with_key=bool(key_hash),
+                deals=deals if deals is not None else NO_DEAL_PARTS,  # not run: shortest
+            )
             if key_hash:
                 records = await reader.fetch(query, keyHash=key_hash, **params)
             else:
@@ -1018,7 +1072,11 @@ async def profile_pages(
                     if timeline is not None
                     else None
                 ),
-                deals=[deal_row(m) for m in r["deals"] if m is not None] if deals else None,
+                deals=(
+                    [deal_row(m) for m in r["deals"] if m is not None]
+                    if deals is not None
+                    else None
+                ),
             )
     return [pages.get(i) for i in range(len(keys))]
 

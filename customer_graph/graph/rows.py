@@ -99,6 +99,13 @@ class DealRow:
     account_id: str | None
     # Chronological, with durations; None when the query did not fetch it.
     stage_history: tuple[StageChangeRow, ...] | None = None
+    # Whether `owner_id` and `account_id` were read (None there is then "none", not "unread").
+    links_read: bool = True
+
+    @property
+    def complete(self) -> bool:
+        """Everything a deal read can carry: such a row may fill any loader of deals."""
+        return self.links_read and self.stage_history is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +362,7 @@ def deal_row(m: Mapping[str, Any]) -> DealRow:
         owner_id=_str(m.get("ownerId")),
         account_id=_str(m.get("accountId")),
         stage_history=stage_history,
+        links_read="ownerId" in m and "accountId" in m,
     )
 
 

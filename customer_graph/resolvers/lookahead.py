@@ -54,10 +54,13 @@ def child_fields(info: Info) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def names_under(info: Info, child: str) -> frozenset[str]:
+def names_under(info: Info, child: str, skip_types: frozenset[str] = frozenset()) -> frozenset[str]:
     """Every field name selected at any depth under the current field's child fields named
     `child` (all their selections, fragments expanded, whatever the type): what a read for that
-    child may leave out is what no name here can ask for."""
+    child may leave out is what no name here can ask for.
+
+    Fragments on a type of `skip_types` are left out wherever they are (a union member whose
+    fields are asked for by a read of their own, say)."""
     raw = info._raw_info
     seen: set[str] = set()
     stack = [
@@ -69,7 +72,7 @@ def names_under(info: Info, child: str) -> frozenset[str]:
     names: set[str] = set()
     seen = set()
     while stack:
-        for field in _fields(_selections(stack.pop()), raw.fragments, seen):
+        for field in _fields(_selections(stack.pop()), raw.fragments, seen, skip_types):
             names.add(field.name.value)
             stack.append(field)
     return frozenset(names)
@@ -83,20 +86,27 @@ def _fields(
     selections: Iterable[SelectionNode],
     fragments: Mapping[str, FragmentDefinitionNode],
     seen: set[str],
+    skip_types: frozenset[str] = frozenset(),
 ) -> Iterator[FieldNode]:
     """The fields of one level of a selection, inline fragments and fragment spreads expanded
-    (each named fragment once per walk: `seen`)."""
+    (each named fragment once per walk: `seen`) unless they are on a type of `skip_types`."""
     for selection in selections:
         if isinstance(selection, FieldNode):
             yield selection
         elif isinstance(selection, InlineFragmentNode):
-            yield from _fields(selection.selection_set.selections, fragments, seen)
+            condition = selection.type_condition
+            if condition is None or condition.name.value not in skip_types:
+                yield from _fields(selection.selection_set.selections, fragments, seen, skip_types)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             fragment = fragments.get(name)
-            if fragment is not None and name not in seen:
+            if (
+                fragment is not None
+                and name not in seen
+                and fragment.type_condition.name.value not in skip_types
+            ):
                 seen.add(name)
-                yield from _fields(fragment.selection_set.selections, fragments, seen)
+                yield from _fields(fragment.selection_set.selections, fragments, seen, skip_types)
 
 
 def _value(node: ValueNode, variables: Mapping[str, Any]) -> Any:

@@ -34,12 +34,22 @@ def deal_status(value: str | None) -> DealStatus | None:
         return None
 
 
+async def _linked(root: Deal, info: Info) -> DealRow | None:
+    """The deal's row with its owner's and account's ids: a page read without them (for a
+    selection that asked for neither) is completed from the deal loader."""
+    if root.row.links_read:
+        return root.row
+    return await info.context.loaders.deal_by_id.load(root.row.id)
+
+
 async def _owner(root: Deal, info: Info) -> Owner | None:
-    return await load_owner(info, root.row.owner_id)
+    row = await _linked(root, info)
+    return await load_owner(info, row.owner_id if row is not None else None)
 
 
 async def _account(root: Deal, info: Info) -> Account | None:
-    return await load_account(info, root.row.account_id)
+    row = await _linked(root, info)
+    return await load_account(info, row.account_id if row is not None else None)
 
 
 def _stage_history(root: Deal, info: Info) -> list[StageChange]:

@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Final
 
 import strawberry
 
 from customer_graph.graph.identity import explain_link
-from customer_graph.graph.reads import ProfilePageKey, TimelinePart, search_profiles_count
+from customer_graph.graph.reads import (
+    ALL_DEAL_PARTS,
+    DealParts,
+    ProfilePageKey,
+    TimelinePart,
+    search_profiles_count,
+)
 from customer_graph.graph.rows import (
     ComputedRow,
     DealRow,
@@ -377,9 +383,12 @@ def _deals(root: Profile, info: Info, status: DealStatus | None = None) -> list[
 
     def deals(rows: list[DealRow]) -> list[Deal]:
         for row in rows:
-            loaders.deal_by_id.prime(row.id, row)
+            if row.complete:  # a row read with less is for this selection only
+                loaders.deal_by_id.prime(row.id, row)
         return [Deal.from_row(r) for r in rows if status is None or r.status == status.value]
 
+    if root.deals_read is not None:
+        return deals(root.deals_read)
     return then(loaders.deals_by_profile.load(root.profile_id), deals)
 
 
@@ -453,6 +462,8 @@ class Profile(Node):
     )
     # The timeline page read with the profile (profile page reads), for this object's selection.
     timeline_read: strawberry.Private[tuple[TimelinePart, Page[TimelineEntry]] | None] = None
+    # The deals read with the profile with less than all their parts, for this selection.
+    deals_read: strawberry.Private[list[DealRow] | None] = None
     timeline: TimelineConnection = strawberry.field(
         resolver=_timeline,
         description="Interactions, deal stage changes, merges and splits, newest first.",
@@ -540,9 +551,12 @@ async def load_profile_page(info: Info, profile_id: str | None) -> Profile | Non
     loaders.profile_by_id.prime(row.id, row)
     if page.identifiers is not None:
         loaders.identifiers_by_profile.prime(row.id, page.identifiers)
-    if page.deals is not None:
-        loaders.deals_by_profile.prime(row.id, page.deals)
     profile = Profile.from_row(row)
+    if page.deals is not None:
+        if key.deals == ALL_DEAL_PARTS:
+            loaders.deals_by_profile.prime(row.id, page.deals)
+        else:  # read with less: for this selection only
+            profile.deals_read = page.deals
     if page.timeline is not None and key.timeline is not None:
         profile.timeline_read = (key.timeline, page.timeline)
         if key.timeline.complete:  # a page read with less is for this selection only
@@ -562,11 +576,30 @@ def _timeline_part(info: Info, first: int, after: str | None) -> TimelinePart | 
     except ApiError:
         return None
     names = names_under(info, "timeline")
+    # What a stage change asks for: the fragments of the other kinds of item left out.
+    stage_names = names_under(info, "timeline", skip_types=_NOT_STAGE_CHANGES)
     return TimelinePart(
         first=first,
         after=keyset,
         interaction_keys=interaction_keys(names),
-        stage_deals="deal" in names or "durationSeconds" in names,
+        stage_deals=(
+            _deal_parts(stage_names, history="durationSeconds" in stage_names)
+            if "deal" in stage_names or "durationSeconds" in stage_names
+            else None
+        ),
+    )
+
+
+# The timeline's kinds of item other than a stage change (the members of `TimelineItem`).
+_NOT_STAGE_CHANGES: Final = frozenset({"Interaction", "MergeEvent", "SplitEvent"})
+
+
+def _deal_parts(names: frozenset[str], history: bool = False) -> DealParts:
+    """What a deal read must carry for a selection whose field names are `names`: the ids of its
+    owner and account for `owner` or `account`, its stage changes for `stageHistory`."""
+    return DealParts(
+        links="owner" in names or "account" in names,
+        history=history or "stageHistory" in names,
     )
 
 
@@ -586,8 +619,8 @@ def _page_key(info: Info, profile_id: str) -> ProfilePageKey | None:
         ):
             timeline = _timeline_part(info, first, after)
     identifiers = "identifiers" in fields
-    deals = "deals" in fields
-    if not identifiers and not deals and timeline is None:
+    deals = _deal_parts(names_under(info, "deals")) if "deals" in fields else None
+    if not identifiers and deals is None and timeline is None:
         return None
     return ProfilePageKey(
         profile_id=profile_id, identifiers=identifiers, deals=deals, timeline=timeline

@@ -266,8 +266,37 @@ async def seed_many(
     return [profiles[customer_key("crm", f"{tag}-{p}")] for p in range(n)]
 
 
+class _CountingSession:
+    """A session that puts the text of the first statement it runs in place of its entry."""
+
+    def __init__(self, session: Any, queries: list[str]) -> None:
+        self._session = session
+        self._queries = queries
+        self._index: int | None = len(queries)
+        queries.append("<session>")
+
+    async def run(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._index is not None:
+            self._queries[self._index] = str(query)
+            self._index = None
+        else:
+            self._queries.append(str(query))
+        return await self._session.run(query, *args, **kwargs)
+
+    async def __aenter__(self) -> _CountingSession:
+        await self._session.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self._session.__aexit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
 class CountingDriver:
-    """The real driver, counting the Cypher it is asked to run (queries and sessions)."""
+    """The real driver, counting the Cypher it is asked to run: each query, each session (as
+    the text of the first statement it runs itself, `<session>` until then)."""
 
     def __init__(self, driver: AsyncDriver) -> None:
         self._driver = driver
@@ -278,8 +307,7 @@ class CountingDriver:
         return await self._driver.execute_query(query, *args, **kwargs)
 
     def session(self, *args: Any, **kwargs: Any) -> Any:
-        self.queries.append("<session>")
-        return self._driver.session(*args, **kwargs)
+        return _CountingSession(self._driver.session(*args, **kwargs), self.queries)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._driver, name)

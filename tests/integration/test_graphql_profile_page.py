@@ -15,6 +15,7 @@ import httpx
 import pytest_asyncio
 from neo4j import AsyncDriver
 
+from customer_graph.schema.node import to_global_id
 from customer_graph.settings import Settings
 from tests.helpers import unique
 from tests.integration.graphql_seed import Person, counting_client, data, gql, seed_person
@@ -349,3 +350,105 @@ async def test_two_selections_of_one_timeline_page_each_get_theirs(
         assert [e["node"].get("id") for e in narrow["timeline"]["edges"]] == [
             e["node"].get("id") for e in wide["timeline"]["edges"]
         ]
+
+
+# Deal selections, under `deals` and under a stage change on the timeline: each reads only the
+# parts of a deal (owner and account ids, stage history) its field names need.
+DEAL_SELECTIONS = (
+    "deals { id name }",
+    "deals { owner { name } }",
+    "deals { account { name } stageHistory { toStage durationSeconds } }",
+    "a: deals { id } b: deals(status: OPEN) { owner { name } stageHistory { toStage } }",
+    "timeline(first: 20) { edges { node { ... on StageChange { deal { id name } } } } }",
+    "timeline(first: 20) { edges { node { ... on StageChange { durationSeconds deal { id } } } } }",
+    "timeline(first: 20) { edges { node { ... on StageChange { deal { owner { name } "
+    "account { name } stageHistory { toStage } } } } } }",
+    "timeline(first: 20) { edges { node { ... on Interaction { owner { name } } "
+    "... on StageChange { deal { name } } } } }",
+    "timeline(first: 20) { edges { node { ...Change } } }",
+)
+CHANGE_FRAGMENT = "fragment Change on StageChange { deal { owner { email } } }"
+
+
+async def test_deals_read_only_what_their_selection_shows(
+    client: tuple[httpx.AsyncClient, Any], person: Person
+) -> None:
+    # Whatever the selection, the deals read with the profile answer as the loaders do.
+    http, counting = client
+    for selection in DEAL_SELECTIONS:
+        fragment = CHANGE_FRAGMENT if "...Change" in selection else ""
+        before = len(counting.queries)
+        page = await data(
+            http,
+            "query ($id: ID!) { profile(id: $id) { " + selection + " } }" + fragment,
+            id=person.profile_id,
+        )
+        # One statement for the page; owners and accounts come through their own loaders.
+        assert "UNWIND $requests" in counting.queries[before], selection
+        by_node = await data(
+            http,
+            "query ($gid: ID!) { node(id: $gid) { ... on Profile { "
+            + selection
+            + " } } }"
+            + fragment,
+            gid=gid(person.profile_id),
+        )
+        assert page["profile"] == by_node["node"], selection
+    owners = await data(
+        http,
+        "query ($id: ID!) { profile(id: $id) { deals { owner { name } account { name } } } }",
+        id=person.profile_id,
+    )
+    company = (
+        await data(http, "query ($id: ID!) { profile(id: $id) { company } }", id=person.profile_id)
+    )["profile"]["company"]
+    assert (
+        owners["profile"]["deals"]
+        == [{"owner": {"name": "Sam Seller"}, "account": {"name": company}}] * 2
+    )
+
+    # A page that shows stage changes with their deals' names: neither deals' owners and
+    # accounts, nor the stage changes' deals' history (an interaction's owner and duration are
+    # not a deal's).
+    before = len(counting.queries)
+    await data(
+        http,
+        BY_PROFILE.replace("changedAt durationSeconds deal", "changedAt deal"),
+        id=person.profile_id,
+        first=20,
+        after=None,
+        status="OPEN",
+    )
+    (statement,) = counting.queries[before:]
+    assert "dealOwner" not in statement and "dealAccount" not in statement
+    assert statement.count("history:") == 1  # the deals' own, for their stageHistory
+
+
+async def test_a_deal_read_with_less_is_not_served_to_other_selections(
+    client: tuple[httpx.AsyncClient, Any], person: Person
+) -> None:
+    # The profile's deals and its stage changes' deals are read without owner, account or
+    # history. A call's deal, loaded by id once they are read, still gets all of them.
+    http, _ = client
+    selection = (
+        "deals { id name } timeline(first: 20) { edges { node { "
+        "... on Interaction { deal { name owner { name } account { id } "
+        "stageHistory { toStage } } } "
+        "... on StageChange { deal { id name } } } } }"
+    )
+    page = await data(
+        http, "query ($id: ID!) { profile(id: $id) { " + selection + " } }", id=person.profile_id
+    )
+    by_node = await data(
+        http,
+        "query ($gid: ID!) { node(id: $gid) { ... on Profile { " + selection + " } } }",
+        gid=gid(person.profile_id),
+    )
+    assert page["profile"] == by_node["node"]
+    deals = [e["node"].get("deal") for e in page["profile"]["timeline"]["edges"]]
+    of_calls = [d for d in deals if d and "owner" in d]
+    assert len(of_calls) == 3
+    for deal in of_calls:
+        assert deal["owner"] == {"name": "Sam Seller"}
+        assert deal["account"] == {"id": to_global_id("Account", person.account_id)}
+        assert [c["toStage"] for c in deal["stageHistory"]] == ["qualified", "proposal"]
