@@ -14,8 +14,10 @@ child resolver simply does not use it.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from functools import partial
+from typing import Any, Final
 
 from graphql import (
     BooleanValueNode,
@@ -60,7 +62,35 @@ def names_under(info: Info, child: str, skip_types: frozenset[str] = frozenset()
     child may leave out is what no name here can ask for.
 
     Fragments on a type of `skip_types` are left out wherever they are (a union member whose
-    fields are asked for by a read of their own, say)."""
+    fields are asked for by a read of their own, say).
+
+    The answer depends on the document alone, and documents are parsed once per query text
+    (`QueryGuards`), so it is kept with the field's first node for as long as that lives."""
+    nodes = info._raw_info.field_nodes
+    first = nodes[0]
+    entry = _NAMES.get(id(first))
+    if entry is None or entry[0]() is not first:
+        entry = (weakref.ref(first, partial(_forget, id(first))), {})
+        _NAMES[id(first)] = entry
+    key = (tuple(map(id, nodes)), child, skip_types)
+    names = entry[1].get(key)
+    if names is None:
+        names = entry[1][key] = _names_under(info, child, skip_types)
+    return names
+
+
+# id of a field's first node -> (a weak reference to it, names_under's answers for it). Nodes
+# compare and hash by content, which costs more than the walk it would save: keyed by identity.
+_NAMES: Final[dict[int, tuple[weakref.ref[FieldNode], dict[Any, frozenset[str]]]]] = {}
+
+
+def _forget(node_id: int, ref: weakref.ref[FieldNode]) -> None:
+    entry = _NAMES.get(node_id)
+    if entry is not None and entry[0] is ref:
+        del _NAMES[node_id]
+
+
+def _names_under(info: Info, child: str, skip_types: frozenset[str]) -> frozenset[str]:
     raw = info._raw_info
     seen: set[str] = set()
     stack = [
