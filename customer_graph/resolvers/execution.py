@@ -35,11 +35,13 @@ and kept.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any, Final
 
 from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
     GraphQLField,
     GraphQLLeafType,
     GraphQLList,
@@ -48,15 +50,25 @@ from graphql import (
     GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLUnionType,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
     get_named_type,
     get_nullable_type,
     is_list_type,
 )
-from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.execution.collect_fields import (
+    CollectedFields,
+    FieldDetailsList,
+    FragmentDetails,
+    GroupedFieldSet,
+)
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
+
+from customer_graph.resolvers.node_cache import NodeCache
 
 # Per object type: field name -> (reader, leaf type, a list of them?, the field) for plain
 # leaves and lists of leaves, (reader, None, False, the field) for plain objects, lists of
@@ -119,6 +131,12 @@ def _coerce_list(leaf: GraphQLLeafType, value: Any) -> list[Any] | None:
 
 
 _ORDINARY: Final = object()  # "complete this value graphql-core's own way"
+
+# Per operation (a parsed document's): whether its collection is static (key `_STATIC`), and
+# its sub-fields collected per (object type, ids of the field nodes), with the list collected
+# from. Nodes hash by content, so ids are the key.
+_COLLECTED: Final[NodeCache[Any, Any]] = NodeCache()
+_STATIC: Final = object()
 
 
 class LeafFastExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -250,6 +268,33 @@ class LeafFastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return completed
 
         return gathered()
+
+    def collect_subfields(
+        self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> CollectedFields:
+        """graphql-core's memo for this request, then one kept with the operation's document
+        for every request that sends it, when its collection depends on the document alone."""
+        memo = self._relevant_sub_fields
+        cached = memo.get((return_type, id(field_details_list)))
+        if cached is not None:
+            return cached[1]
+        kept = _COLLECTED.of(self.operation)
+        static = kept.get(_STATIC)
+        if static is None:
+            static = kept[_STATIC] = _static(self.operation, self.fragments)
+        if static is False:
+            return super().collect_subfields(return_type, field_details_list)
+        # The nodes are the document's own: their ids hold while the document lives, and it
+        # lives while its entry does (the stored list holds the nodes of the key).
+        key = (return_type, *(id(details.node) for details in field_details_list))
+        found: tuple[FieldDetailsList, CollectedFields] | None = kept.get(key)
+        if found is None:
+            collected = super().collect_subfields(return_type, field_details_list)
+            kept[key] = (field_details_list, collected)
+            return collected
+        collected = found[1]
+        memo[(return_type, id(field_details_list))] = (field_details_list, collected)
+        return collected
 
     def execute_fields(
         self,
@@ -386,6 +431,29 @@ class LeafFastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         except Exception as error:
             self.handle_field_error(error, return_type, field_details_list, path)
             return None
+
+
+def _static(operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDetails]) -> bool:
+    """Whether collecting the operation's fields depends on its document alone: no directive
+    (`@skip`, `@include` and `@defer` read variables) and no fragment arguments anywhere."""
+    stack: list[SelectionSetNode] = [operation.selection_set]
+    for details in fragments.values():
+        if details.definition.variable_definitions:
+            return False
+        stack.append(details.definition.selection_set)
+    while stack:
+        for selection in stack.pop().selections:
+            if selection.directives:
+                return False
+            if isinstance(selection, FragmentSpreadNode):
+                if getattr(selection, "arguments", None):
+                    return False
+            elif (
+                isinstance(selection, FieldNode | InlineFragmentNode)
+                and selection.selection_set is not None
+            ):
+                stack.append(selection.selection_set)
+    return True
 
 
 def _dispose(value: Any) -> None:

@@ -14,9 +14,7 @@ child resolver simply does not use it.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from functools import partial
 from typing import Any, Final
 
 from graphql import (
@@ -35,6 +33,7 @@ from graphql import (
 )
 
 from customer_graph.resolvers.context import Info
+from customer_graph.resolvers.node_cache import NodeCache
 
 # A sentinel for an argument whose value the look-ahead does not read (lists, objects, enums).
 UNKNOWN: Any = object()
@@ -67,27 +66,16 @@ def names_under(info: Info, child: str, skip_types: frozenset[str] = frozenset()
     The answer depends on the document alone, and documents are parsed once per query text
     (`QueryGuards`), so it is kept with the field's first node for as long as that lives."""
     nodes = info._raw_info.field_nodes
-    first = nodes[0]
-    entry = _NAMES.get(id(first))
-    if entry is None or entry[0]() is not first:
-        entry = (weakref.ref(first, partial(_forget, id(first))), {})
-        _NAMES[id(first)] = entry
+    known = _NAMES.of(nodes[0])
     key = (tuple(map(id, nodes)), child, skip_types)
-    names = entry[1].get(key)
+    names = known.get(key)
     if names is None:
-        names = entry[1][key] = _names_under(info, child, skip_types)
+        names = known[key] = _names_under(info, child, skip_types)
     return names
 
 
-# id of a field's first node -> (a weak reference to it, names_under's answers for it). Nodes
-# compare and hash by content, which costs more than the walk it would save: keyed by identity.
-_NAMES: Final[dict[int, tuple[weakref.ref[FieldNode], dict[Any, frozenset[str]]]]] = {}
-
-
-def _forget(node_id: int, ref: weakref.ref[FieldNode]) -> None:
-    entry = _NAMES.get(node_id)
-    if entry is not None and entry[0] is ref:
-        del _NAMES[node_id]
+# names_under's answers, kept with the field's first node (the others are of the same document).
+_NAMES: Final[NodeCache[Any, frozenset[str]]] = NodeCache()
 
 
 def _names_under(info: Info, child: str, skip_types: frozenset[str]) -> frozenset[str]:

@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import gc
 from datetime import UTC, datetime
+from inspect import isawaitable
 from typing import Annotated, Any
 
+import graphql.execution.executor as executor_module
 import pytest
 import strawberry
+from graphql import DocumentNode, parse
+from graphql import execute as graphql_execute
 from graphql.execution.executor import Executor
 from strawberry.permission import BasePermission
 from strawberry.scalars import JSON
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+import customer_graph.resolvers.execution as execution_module
 from customer_graph.resolvers.execution import LeafFastExecutionContext
 
 
@@ -363,3 +369,57 @@ async def test_nulls_of_nullable_plain_fields_skip_graphql_cores_field_execution
     # Only the root field has a resolver; the nulls (a Note's backup, a Call's missing owner)
     # are answered on the short path, like every present value.
     assert executed == ["Graph.edges"]
+
+
+async def test_a_documents_collected_fields_are_kept_only_when_variables_cannot_change_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collections: list[str] = []
+    ordinary = executor_module.collect_subfields
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        collections.append(args[4].name)  # the return type
+        return ordinary(*args, **kwargs)
+
+    monkeypatch.setattr(executor_module, "collect_subfields", counted)
+    schema = strawberry.Schema(query=Graph, execution_context_class=LeafFastExecutionContext)
+    reference = strawberry.Schema(query=Graph)
+
+    async def run(document: DocumentNode, on: bool | None = None) -> tuple[Any, list[str]]:
+        """The answer (checked against graphql-core's execution) and what ours collected."""
+        variables = {"on": on} if on is not None else None
+        answers, collected = [], []
+        for graph, context in (
+            (schema, LeafFastExecutionContext),
+            (reference, StrawberryGraphQLCoreExecutionContext),
+        ):
+            collections.clear()
+            result = graphql_execute(
+                graph._schema, document, variable_values=variables, executor_class=context
+            )
+            answers.append(await result if isawaitable(result) else result)
+            collected.append(list(collections))
+        assert answers[0] == answers[1]
+        return answers[0].data, collected[0]
+
+    static = parse("{ edges { cursor node { ... on Note { text owner { name } } } } }")
+    first, collected = await run(static)
+    assert collected == ["Edge", "Note", "Owner", "Call"]
+    again, collected = await run(static)
+    assert again == first and collected == []  # all from the document's entry
+
+    # @include reads a variable: each request collects its own.
+    variable = parse(
+        "query ($on: Boolean!) { edges { cursor node { ... on Note { text @include(if: $on) } } } }"
+    )
+    with_text, _ = await run(variable, on=True)
+    without, collected = await run(variable, on=False)
+    assert with_text["edges"][0]["node"] == {"text": "hi"}
+    assert without["edges"][0]["node"] == {}
+    assert collected != []
+
+    # A document that is gone takes its entry with it.
+    kept = len(execution_module._COLLECTED)
+    del static, variable
+    gc.collect()
+    assert len(execution_module._COLLECTED) <= kept - 2
