@@ -9,7 +9,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from customer_graph import __version__
 from customer_graph.resolvers import mutations, privacy, queries
-from customer_graph.resolvers.execution import LeafFastExecutionContext
+from customer_graph.resolvers.execution import LeafFastExecutionContext, direct_resolvers
 from customer_graph.resolvers.guards import (
     ErrorPolicy,
     GuardedSchema,
@@ -134,7 +134,7 @@ NODE_TYPES = [Profile, CustomerRecord, Deal, Account, Interaction, Owner]
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or get_settings()
     limits = Limits.from_settings(settings)
-    return GuardedSchema(
+    built = GuardedSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -147,6 +147,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions=[partial(QueryGuards, limits, ValidatedDocuments()), ErrorPolicy],
         execution_context_class=LeafFastExecutionContext,
     )
+    direct_resolvers(built)
+    return built
 
 
 schema = build_schema()

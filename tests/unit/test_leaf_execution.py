@@ -21,7 +21,7 @@ from strawberry.scalars import JSON
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 import customer_graph.resolvers.execution as execution_module
-from customer_graph.resolvers.execution import LeafFastExecutionContext
+from customer_graph.resolvers.execution import LeafFastExecutionContext, direct_resolvers
 
 
 @strawberry.enum
@@ -159,10 +159,15 @@ class Note:
         return self.text.upper()
 
 
+def _call_label(root: Call, info: strawberry.Info) -> str:  # the source as `root`, and info
+    return f"{info.field_name} of {root.minutes}"
+
+
 @strawberry.type
 class Call:
     minutes: int
     owner: Owner | None
+    label: str = strawberry.field(resolver=_call_label)
 
 
 Entry = Annotated[Note | Call, strawberry.union("Entry")]
@@ -192,6 +197,10 @@ class Guarded:  # fields without a resolver but with a permission: never a plain
     owner: Owner | None = strawberry.field(permission_classes=[Nobody])
     owners: list[Owner] | None = strawberry.field(permission_classes=[Nobody])
     secret: str | None = strawberry.field(permission_classes=[Nobody])
+
+    @strawberry.field(permission_classes=[Nobody])
+    def hidden(self) -> str | None:  # a resolver with a permission: never called directly
+        return "h"
 
 
 ADA = Owner(name="ada", email="ada@example.com")
@@ -249,7 +258,7 @@ fragment O on Owner { name email }
     node {
       __typename
       ... on Note { text loud owner { ...O } owners { name } backup { name } }
-      ... on Call { minutes callOwner: owner { ...O } }
+      ... on Call { minutes callOwner: owner { ...O } label }
     }
   }
   brokenOwner { cursor node { ... on Note { text owners { name } } } }
@@ -258,13 +267,18 @@ fragment O on Owner { name email }
   wrongMember { __typename }
   wrongObject { name }
   again: edges { node { ... on Call { minutes } } }
-  guarded { open owner { name } owners { name } secret }
+  guarded { open owner { name } owners { name } secret hidden }
 }
 """
 
 
-async def _run_objects(context: type[StrawberryGraphQLCoreExecutionContext]) -> dict[str, Any]:
+async def _run_objects(
+    context: type[StrawberryGraphQLCoreExecutionContext], direct: bool = False
+) -> dict[str, Any]:
     schema = strawberry.Schema(query=Graph, execution_context_class=context)
+    if direct:
+        # Every resolver without arguments or permission: Graph's, Note.loud, Call.label.
+        assert direct_resolvers(schema) == 10
     result = await schema.execute(OBJECT_QUERY)
     return {
         "data": result.data,
@@ -275,6 +289,7 @@ async def _run_objects(context: type[StrawberryGraphQLCoreExecutionContext]) -> 
 async def test_objects_lists_and_unions_answer_what_graphql_core_answers() -> None:
     fast = await _run_objects(LeafFastExecutionContext)
     assert fast == await _run_objects(StrawberryGraphQLCoreExecutionContext)
+    assert fast == await _run_objects(LeafFastExecutionContext, direct=True)
     data = fast["data"]
     assert data["edges"][0] == {
         "cursor": "1",
@@ -287,16 +302,28 @@ async def test_objects_lists_and_unions_answer_what_graphql_core_answers() -> No
             "backup": None,
         },
     }
-    assert data["edges"][2]["node"] == {"__typename": "Call", "minutes": 4, "callOwner": None}
+    assert data["edges"][2]["node"] == {
+        "__typename": "Call",
+        "minutes": 4,
+        "callOwner": None,
+        "label": "label of 4",
+    }
     assert data["again"] == [{"node": {}}, {"node": {"minutes": 3}}, {"node": {"minutes": 4}}]
     # Errors null the nearest nullable parent, located at their own paths.
     assert data["brokenOwner"] is None and data["loudFailure"] is None
     assert data["nullableItems"] == [{"name": "ada"}, None, None]
     assert data["wrongMember"] is None and data["wrongObject"] is None
     # A permission on a field without a resolver holds, whatever the field's type.
-    assert data["guarded"] == {"open": "yes", "owner": None, "owners": None, "secret": None}
+    assert data["guarded"] == {
+        "open": "yes",
+        "owner": None,
+        "owners": None,
+        "secret": None,
+        "hidden": None,
+    }
     assert sorted(path for _, path in fast["errors"]) == [
         ("brokenOwner", 0, "node", "owners", 1, "name"),
+        ("guarded", "hidden"),
         ("guarded", "owner"),
         ("guarded", "owners"),
         ("guarded", "secret"),
