@@ -31,6 +31,12 @@ holding a null item (so a null in a non-null position gets graphql-core's own er
 path), any value whose type is not found without awaiting, and any value whose coercion fails (so
 its error is located as graphql-core locates it). The decision is made once per (type, field)
 and kept.
+
+Two more things are done once instead of per request. An object type's sub-fields are collected
+once per document when no directive or fragment argument can make them depend on variables
+(documents are parsed once per query text), and kept with the document. A field whose resolver
+takes no GraphQL arguments and has no extension calls it directly (`direct_resolvers`, run when
+the schema is built), without Strawberry's layers for arguments and extensions it would not use.
 """
 
 from __future__ import annotations
@@ -287,8 +293,8 @@ class LeafFastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             static = kept[_STATIC] = _static(self.operation, self.fragments)
         if static is False:
             return super().collect_subfields(return_type, field_details_list)
-        # The nodes are the document's own: their ids hold while the document lives, and it
-        # lives while its entry does (the stored list holds the nodes of the key).
+        # The key's nodes are the document's own, and the stored list holds them: their ids
+        # cannot be reused while the entry lives.
         key = (return_type, *(id(details.node) for details in field_details_list))
         found: tuple[FieldDetailsList, CollectedFields] | None = kept.get(key)
         if found is None:

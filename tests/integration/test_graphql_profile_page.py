@@ -69,6 +69,27 @@ def gid(raw: str) -> str:
     return base64.b64encode(f"Profile:{raw}".encode()).decode()
 
 
+async def _by_profile_and_node(
+    client: tuple[httpx.AsyncClient, Any], raw_id: str, selection: str, fragment: str = ""
+) -> tuple[Any, Any, list[str]]:
+    """`selection` under `profile(id)` (read with the profile) and under `node(id)` (each part
+    through its own loader), and the statements the first ran."""
+    http, counting = client
+    before = len(counting.queries)
+    page = await data(
+        http,
+        "query ($id: ID!) { profile(id: $id) { " + selection + " } }" + fragment,
+        id=raw_id,
+    )
+    statements = counting.queries[before:]
+    by_node = await data(
+        http,
+        "query ($gid: ID!) { node(id: $gid) { ... on Profile { " + selection + " } } }" + fragment,
+        gid=gid(raw_id),
+    )
+    return page["profile"], by_node["node"], statements
+
+
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def person(driver: AsyncDriver, settings: Settings) -> Person:
     return await seed_person(driver, settings, interactions=9)
@@ -277,27 +298,15 @@ async def test_timeline_reads_only_what_its_selection_shows(
 ) -> None:
     # Whatever the timeline's selection, the page read with the profile answers as the loaders
     # do (the `node` path reads the full timeline through its own loader).
-    http, counting = client
+    http, _ = client
     for selection in TIMELINE_SELECTIONS:
         timeline = "timeline(first: 20) { edges { cursor node { __typename " + selection + " } } }"
         fragment = ITEM_FRAGMENT if "...Item" in selection else ""
-        before = len(counting.queries)
-        page = await data(
-            http,
-            "query ($id: ID!) { profile(id: $id) { " + timeline + " } }" + fragment,
-            id=person.profile_id,
+        page, by_node, page_queries = await _by_profile_and_node(
+            client, person.profile_id, timeline, fragment
         )
-        page_queries = counting.queries[before:]
-        by_node = await data(
-            http,
-            "query ($gid: ID!) { node(id: $gid) { ... on Profile { "
-            + timeline
-            + " } } }"
-            + fragment,
-            gid=gid(person.profile_id),
-        )
-        assert page["profile"] == by_node["node"], selection
-        assert len(page["profile"]["timeline"]["edges"]) == 13, selection
+        assert page == by_node, selection
+        assert len(page["timeline"]["edges"]) == 13, selection
         if selection == "... on Interaction { id }":
             # Nothing but ids: no body, properties or owner read, and no deals with changes.
             assert len(page_queries) == 1
@@ -377,23 +386,12 @@ async def test_deals_read_only_what_their_selection_shows(
     http, counting = client
     for selection in DEAL_SELECTIONS:
         fragment = CHANGE_FRAGMENT if "...Change" in selection else ""
-        before = len(counting.queries)
-        page = await data(
-            http,
-            "query ($id: ID!) { profile(id: $id) { " + selection + " } }" + fragment,
-            id=person.profile_id,
+        page, by_node, statements = await _by_profile_and_node(
+            client, person.profile_id, selection, fragment
         )
         # One statement for the page; owners and accounts come through their own loaders.
-        assert "UNWIND $requests" in counting.queries[before], selection
-        by_node = await data(
-            http,
-            "query ($gid: ID!) { node(id: $gid) { ... on Profile { "
-            + selection
-            + " } } }"
-            + fragment,
-            gid=gid(person.profile_id),
-        )
-        assert page["profile"] == by_node["node"], selection
+        assert "UNWIND $requests" in statements[0], selection
+        assert page == by_node, selection
     owners = await data(
         http,
         "query ($id: ID!) { profile(id: $id) { deals { owner { name } account { name } } } }",
@@ -429,23 +427,15 @@ async def test_a_deal_read_with_less_is_not_served_to_other_selections(
 ) -> None:
     # The profile's deals and its stage changes' deals are read without owner, account or
     # history. A call's deal, loaded by id once they are read, still gets all of them.
-    http, _ = client
     selection = (
         "deals { id name } timeline(first: 20) { edges { node { "
         "... on Interaction { deal { name owner { name } account { id } "
         "stageHistory { toStage } } } "
         "... on StageChange { deal { id name } } } } }"
     )
-    page = await data(
-        http, "query ($id: ID!) { profile(id: $id) { " + selection + " } }", id=person.profile_id
-    )
-    by_node = await data(
-        http,
-        "query ($gid: ID!) { node(id: $gid) { ... on Profile { " + selection + " } } }",
-        gid=gid(person.profile_id),
-    )
-    assert page["profile"] == by_node["node"]
-    deals = [e["node"].get("deal") for e in page["profile"]["timeline"]["edges"]]
+    page, by_node, _ = await _by_profile_and_node(client, person.profile_id, selection)
+    assert page == by_node
+    deals = [e["node"].get("deal") for e in page["timeline"]["edges"]]
     of_calls = [d for d in deals if d and "owner" in d]
     assert len(of_calls) == 3
     for deal in of_calls:
