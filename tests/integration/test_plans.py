@@ -5,14 +5,16 @@ and on a private Neo4j that holds next to nothing."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
-from neo4j import AsyncDriver
+from neo4j import AsyncDriver, AsyncManagedTransaction
 
 from customer_graph.graph import entity_writes, messages, profile_refresh, writes
 from customer_graph.graph.constraints import ensure_schema
 from customer_graph.graph.driver import open_driver
+from customer_graph.graph.params import run
 from customer_graph.graph.plans import KEEP_PLAN
 from customer_graph.settings import Settings
 
@@ -73,3 +75,63 @@ async def test_a_kept_plan_scans_nothing_and_does_not_depend_on_the_graph(
         await small.close()
     # The same seeks; the statistics may only order or join them differently.
     assert sparse == full
+
+
+CLEARED = re.compile(r"cleared of (\d+) queries")
+
+
+async def _plans_made(driver: AsyncDriver, database: str, sizes: list[int], one_map: bool) -> int:
+    """How many plans Neo4j caches for READ_NEIGHBOURHOOD run with lists of these sizes (nothing
+    in them exists, so nothing is written)."""
+
+    async def clear() -> int:
+        records, _, _ = await driver.execute_query("CALL db.clearQueryCaches()", database_=database)
+        found = CLEARED.search(records[0]["value"])
+        return int(found[1]) if found else 0
+
+    await clear()
+    for size in sizes:
+        keys = [f"plan-test:{n}" for n in range(size)]
+        params: dict[str, Any] = {
+            "lock": keys,
+            "records": [{"key": k, "identifiers": [k], "withTraits": False} for k in keys[:1]],
+            "identifiers": keys,
+            "profiles": keys[: size // 2],
+            "withValues": True,
+        }
+
+        async def work(tx: AsyncManagedTransaction, params: dict[str, Any] = params) -> None:
+            if one_map:
+                result = await run(tx, writes.READ_NEIGHBOURHOOD, **params)
+            else:
+                result = await tx.run(writes.READ_NEIGHBOURHOOD, params)
+            await result.consume()
+
+        async with driver.session(database=database) as session:
+            await session.execute_write(work)
+    return await clear()
+
+
+async def test_a_write_statement_is_planned_once_whatever_the_sizes_of_its_lists(
+    private_settings: Settings,
+) -> None:
+    """Neo4j plans a statement again for each new bucket of its list parameters' sizes (0, 1,
+    2-10, 11-100, ...); `run` passes them in one map, which has no size in the cache's key."""
+    sizes = [0, 1, 3, 20, 150, 1, 20]
+    small = open_driver(private_settings)
+    try:
+        await ensure_schema(small, private_settings.neo4j_database)
+        database = private_settings.neo4j_database
+        assert await _plans_made(small, database, sizes, one_map=False) >= 4
+        assert await _plans_made(small, database, sizes, one_map=True) == 1
+    finally:
+        await small.close()
+
+
+async def test_a_parameter_the_statement_names_must_be_given(driver: AsyncDriver) -> None:
+    async def work(tx: AsyncManagedTransaction) -> None:
+        await run(tx, writes.READ_NEIGHBOURHOOD, lock=[], records=[], withValues=True)
+
+    async with driver.session() as session:
+        with pytest.raises(TypeError, match="identifiers, profiles"):
+            await session.execute_write(work)
