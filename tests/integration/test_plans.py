@@ -128,10 +128,12 @@ async def test_a_write_statement_is_planned_once_whatever_the_sizes_of_its_lists
         await small.close()
 
 
-async def test_a_parameter_the_statement_names_must_be_given(driver: AsyncDriver) -> None:
+async def test_a_parameter_the_statement_names_must_be_given(
+    driver: AsyncDriver, settings: Settings
+) -> None:
     async def work(tx: AsyncManagedTransaction) -> None:
         await run(tx, writes.READ_NEIGHBOURHOOD, lock=[], records=[], withValues=True)
 
-    async with driver.session() as session:
+    async with driver.session(database=settings.neo4j_database) as session:
         with pytest.raises(TypeError, match="identifiers, profiles"):
             await session.execute_write(work)
