@@ -54,7 +54,7 @@ from bench.api import (
     run_interleaved,
     run_load,
 )
-from bench.cpu import CpuMeter, ProcessCpu, cpu_summary
+from bench.cpu import CpuMeter, ProcessCpu, cpu_ceiling, cpu_summary
 from bench.generator import (
     Dataset,
     GeneratorConfig,
@@ -740,6 +740,11 @@ async def fig_ingest(run: Run) -> None:
                 name: pair[name]["cpu"]["neo4j"].get("jit_share") for name in ("identify", "track")
             }
         }
+        | (
+            {"ceiling_ratio_to_floor": pair["ceiling"]["all"]["ratio_to_floor"]}
+            if "ceiling" in pair
+            else {}
+        )
         for pair in pairs
     ]
     out["median_pair"] = pairs.index(median) + 1
@@ -764,6 +769,26 @@ def _ingest_pair(phases: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any
     out["track_ratio_to_floor"] = _ratio_of(out["track"]["events_per_s"], floor["track_per_s"])
     # The unit of earlier runs: the floor's rows (a visitor's record apart from its events).
     out["ratio_to_floor_rows"] = _ratio_of(out["events_per_s"], floor["rows_per_s"])
+    if all("cpu" in out[name] for name in ("identify", "track")):
+        # What the CPU spent per event allows on this machine's cores, against the floor.
+        cores = os.cpu_count() or 1
+        ceiling: dict[str, Any] = {"cores": cores}
+        ceiling |= cpu_ceiling(
+            {
+                name: (out[name]["events"], out[name]["seconds"], out[name]["cpu"])
+                for name in ("identify", "track")
+            },
+            cores,
+        )
+        for name, floor_rate in (
+            ("identify", floor["identify_per_s"]),
+            ("track", floor["track_per_s"]),
+            ("all", floor["events_per_s"]),
+        ):
+            ceiling[name]["ratio_to_floor"] = _ratio_of(
+                ceiling[name]["units_per_s_at_full_cpu"], floor_rate
+            )
+        out["ceiling"] = ceiling
     return out
 
 

@@ -97,3 +97,35 @@ def cpu_summary(used: Mapping[str, ProcessCpu], units: int, seconds: float) -> d
             )
         out[name] = row
     return out
+
+
+def cpu_ceiling(
+    phases: Mapping[str, tuple[int, float, Mapping[str, Mapping[str, Any]]]], cores: int
+) -> dict[str, dict[str, Any]]:
+    """What the CPU a measurement spent per unit allows: the rate at which it would run with
+    `cores` busy all the time, beside the cores it kept busy.
+
+    `phases` maps a name to (units, seconds, `cpu_summary` of the phase); "all" adds the phases
+    up. A rate is bounded by CPU alone only when the processes keep every core busy: the ratio
+    of the measured rate to this one is the share of the cores they did keep busy.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    total_units = 0
+    total_seconds = total_cpu_s = 0.0
+    for name, (units, seconds, summary) in phases.items():
+        cpu_us = sum(row.get("cpu_us_per_unit") or 0.0 for row in summary.values())
+        cpu_s = cpu_us * units / 1e6
+        out[name] = _ceiling_row(units, seconds, cpu_s, cores)
+        total_units += units
+        total_seconds += seconds
+        total_cpu_s += cpu_s
+    out["all"] = _ceiling_row(total_units, total_seconds, total_cpu_s, cores)
+    return out
+
+
+def _ceiling_row(units: int, seconds: float, cpu_s: float, cores: int) -> dict[str, Any]:
+    return {
+        "cpu_us_per_unit": round(cpu_s * 1e6 / units, 1) if units else None,
+        "cores_busy": round(cpu_s / seconds, 2) if seconds else None,
+        "units_per_s_at_full_cpu": round(units * cores / cpu_s, 1) if cpu_s else None,
+    }

@@ -159,6 +159,39 @@ def render(results: dict[str, Any], plots: str | None = None) -> str:
                 f"apart (after a {_fmt(ingest.get('warmup_seconds'))} s warm-up{rounds}{again}):\n"
             )
             out.append(_table(CPU_HEADER, cpu_rows))
+        ceiling = ingest.get("ceiling")
+        if ceiling:
+            cores = ceiling["cores"]
+            out.append(
+                f"\nWhat that CPU allows: the rate at {cores} cores kept busy all the time, at the "
+                "CPU per event of all three processes together (the measured rate is this one "
+                "times the share of the cores the processes kept busy):\n"
+            )
+            out.append(
+                _table(
+                    [
+                        "what",
+                        "CPU µs per event",
+                        "cores kept busy",
+                        f"events/s at {cores} cores",
+                        "against the floor",
+                    ],
+                    [
+                        [
+                            label,
+                            ceiling[name]["cpu_us_per_unit"],
+                            ceiling[name]["cores_busy"],
+                            ceiling[name]["units_per_s_at_full_cpu"],
+                            ceiling[name].get("ratio_to_floor"),
+                        ]
+                        for name, label in (
+                            ("identify", "identify"),
+                            ("track", "track + page"),
+                            ("all", "all"),
+                        )
+                    ],
+                )
+            )
         out.append(f"\n![ingest]({plots}/ingest.png)")
     imp = results.get("import")
     if imp:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from bench.cpu import CpuMeter, ProcessCpu, cpu_summary, process_cpu
+from bench.cpu import CpuMeter, ProcessCpu, cpu_ceiling, cpu_summary, process_cpu
 
 
 def _spin(seconds: float) -> None:
@@ -64,4 +64,32 @@ def test_the_summary_divides_by_units_and_wall_time() -> None:
         "jit_share": 0.25,
         "gc_share": 0.05,
         "cpu_us_per_unit_without_jit": 3000.0,
+    }
+
+
+def test_the_ceiling_is_the_rate_at_every_core_busy() -> None:
+    # 1,000 events in 2 s at 500 µs of the API's CPU and 500 of Neo4j's per event (1 s in all);
+    # 3,000 more in 3 s at 200 µs per event.
+    slow = cpu_summary(
+        {"api": ProcessCpu(total_s=0.5), "neo4j": ProcessCpu(total_s=0.5, jit_s=0.1)},
+        units=1_000,
+        seconds=2.0,
+    )
+    fast = cpu_summary({"api": ProcessCpu(total_s=0.6)}, units=3_000, seconds=3.0)
+    ceiling = cpu_ceiling({"slow": (1_000, 2.0, slow), "fast": (3_000, 3.0, fast)}, cores=2)
+    assert ceiling["slow"] == {
+        "cpu_us_per_unit": 1000.0,
+        "cores_busy": 0.5,
+        "units_per_s_at_full_cpu": 2000.0,
+    }
+    assert ceiling["fast"] == {
+        "cpu_us_per_unit": 200.0,
+        "cores_busy": 0.2,
+        "units_per_s_at_full_cpu": 10000.0,
+    }
+    # All: 1.6 s of CPU for 4,000 events in 5 s.
+    assert ceiling["all"] == {
+        "cpu_us_per_unit": 400.0,
+        "cores_busy": 0.32,
+        "units_per_s_at_full_cpu": 5000.0,
     }
